@@ -1,0 +1,269 @@
+//! The client's event loop: each input line becomes one message, sent when the previous one has its
+//! reply or timed out; replies are matched to their messages, late ones reported as late.
+
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use log::warn;
+
+use crate::cli::ClientConfig;
+use crate::error::{Error, Result};
+use crate::event_loop::{EventLoop, SIGNALS};
+use crate::framing::Framing;
+use crate::report::{Report, Summary};
+use crate::stdin::Input;
+use crate::transport::{Closed, Event, Settings, Transport};
+use crate::upper::upper;
+
+/// Timed-out messages remembered so their replies can still be recognised as late.
+const OVERDUE_KEPT: usize = 1024;
+
+/// A message sent and not yet answered.
+struct Pending {
+    seq: u64,
+    message: Vec<u8>,
+    sent_at: Instant,
+}
+
+struct Client {
+    config: ClientConfig,
+    transport: Transport,
+    event_loop: EventLoop,
+    report: Report,
+    lines: Receiver<Input>,
+    waiting: Option<Pending>,
+    overdue: VecDeque<Pending>,
+    summary: Summary,
+    line_no: u64,
+    input_done: bool,
+    prompted: bool,
+    broken: Option<Error>,
+}
+
+/// Converses with the server: sends each line of `input`, prints replies, and returns what was seen.
+/// A broken connection is an error (after the summary has been printed).
+pub fn run(
+    config: ClientConfig,
+    report: Report,
+    input: Box<dyn BufRead + Send>,
+    catch_signals: bool,
+) -> Result<Summary> {
+    let settings = Settings {
+        proto: config.common.proto,
+        framing: config.common.framing,
+        max_message: config.common.max_message,
+        max_peers: 1,
+    };
+    let mut transport = Transport::connect(&settings, &config.common.endpoint, config.timeout)?;
+    let mut event_loop = EventLoop::new(&mut transport, catch_signals)?;
+    // Read ahead no more than a line can hold; longer lines are reported and skipped.
+    let lines = event_loop.read_lines(input, config.common.max_message)?;
+    let mut client = Client {
+        config,
+        transport,
+        event_loop,
+        report,
+        lines,
+        waiting: None,
+        overdue: VecDeque::new(),
+        summary: Summary::default(),
+        line_no: 0,
+        input_done: false,
+        prompted: false,
+        broken: None,
+    };
+    let converse = client.converse();
+    client.report.client_summary(&client.summary)?;
+    converse?;
+    match client.broken {
+        Some(err) => Err(err),
+        None => Ok(client.summary),
+    }
+}
+
+impl Client {
+    fn converse(&mut self) -> Result<()> {
+        let mut batch = Vec::new();
+        self.next_message()?;
+        while self.waiting.is_some() || !self.input_done {
+            let mut timeout = self.waiting.as_ref().map(|w| {
+                (w.sent_at + self.config.timeout).saturating_duration_since(Instant::now())
+            });
+            if self.transport.has_unread() {
+                timeout = Some(Duration::ZERO);
+            }
+            self.event_loop.wait(timeout)?;
+            let registry = self.event_loop.poll.registry();
+            let mut stop = false;
+            for event in self.event_loop.events.iter() {
+                match event.token() {
+                    SIGNALS => stop = true,
+                    token if Transport::owns(token) => {
+                        self.transport.ready(registry, event, &mut batch)
+                    }
+                    _ => {}
+                }
+            }
+            self.transport.read_unread(registry, &mut batch);
+            self.transport.flush(registry, &mut batch);
+            self.handle(&mut batch)?;
+            if self.broken.is_some() || (stop && self.event_loop.stop_requested()) {
+                // Interrupted, or nobody to talk to: what is still awaited is lost.
+                if self.waiting.take().is_some() {
+                    self.summary.lost += 1;
+                }
+                return Ok(());
+            }
+            self.check_timeout()?;
+            if self.waiting.is_none() {
+                self.next_message()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, batch: &mut Vec<Event>) -> Result<()> {
+        for event in batch.drain(..) {
+            match event {
+                Event::Message(_, reply) => self.on_reply(reply)?,
+                Event::Closed { name, reason, .. } if self.broken.is_none() => {
+                    let proto = self.config.common.proto;
+                    let source = match reason {
+                        Closed::Failed(err) => err,
+                        other => std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            other.to_string(),
+                        ),
+                    };
+                    let what = match source.kind() {
+                        std::io::ErrorKind::ConnectionAborted => {
+                            format!("{proto} {name}: the server closed the connection")
+                        }
+                        _ => format!("connection to {proto} {name} failed"),
+                    };
+                    self.broken = Some(Error::Connect { what, source });
+                }
+                Event::Closed { .. } | Event::Connected(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes input lines until one is sent as a message, or input ends.
+    fn next_message(&mut self) -> Result<()> {
+        while !self.input_done {
+            if !self.prompted {
+                self.report.prompt()?;
+                self.prompted = true;
+            }
+            let line = match self.lines.try_recv() {
+                Ok(Input::Line(line)) => line,
+                Ok(Input::TooLong { len }) => {
+                    self.line_no += 1;
+                    self.prompted = false;
+                    let why = format!(
+                        "{len} bytes is over the limit of {} (--max-message)",
+                        self.config.common.max_message
+                    );
+                    self.skip(&why)?;
+                    continue;
+                }
+                Err(TryRecvError::Empty) => return Ok(()),
+                Ok(Input::Failed(err)) => {
+                    warn!("reading input failed: {err}");
+                    self.input_done = true;
+                    return Ok(());
+                }
+                Ok(Input::End) | Err(TryRecvError::Disconnected) => {
+                    self.input_done = true;
+                    return Ok(());
+                }
+            };
+            self.line_no += 1;
+            self.prompted = false;
+            if line == b"q" {
+                self.input_done = true;
+                return Ok(());
+            }
+            if line.is_empty()
+                && self.config.common.framing == Framing::Raw
+                && self.config.common.proto.is_stream()
+            {
+                self.skip("an empty message cannot travel over a stream with --framing raw (it is zero bytes)")?;
+                continue;
+            }
+            let sent_at = Instant::now();
+            let mut closed = Vec::new();
+            self.transport.send(Transport::server(), &line, &mut closed);
+            self.transport
+                .flush(self.event_loop.poll.registry(), &mut closed);
+            self.summary.sent += 1;
+            self.waiting = Some(Pending {
+                seq: self.summary.sent,
+                message: line,
+                sent_at,
+            });
+            return self.handle(&mut closed);
+        }
+        Ok(())
+    }
+
+    fn skip(&mut self, why: &str) -> Result<()> {
+        self.summary.not_sent += 1;
+        self.report.not_sent(self.line_no, why)
+    }
+
+    fn check_timeout(&mut self) -> Result<()> {
+        let Some(waiting) = &self.waiting else {
+            return Ok(());
+        };
+        let waited = waiting.sent_at.elapsed();
+        if waited < self.config.timeout {
+            return Ok(());
+        }
+        self.report.timeout(waiting.seq, self.config.timeout)?;
+        self.summary.lost += 1;
+        if self.overdue.len() == OVERDUE_KEPT {
+            self.overdue.pop_front();
+        }
+        self.overdue.extend(self.waiting.take());
+        Ok(())
+    }
+
+    /// Matches a reply to its message. Streams answer in order, so the oldest unanswered message is
+    /// the one; datagrams may be lost or reordered, so a reply that fits an overdue message's content
+    /// (its uppercase or echo) better than the awaited one's is taken as that message's late reply.
+    fn on_reply(&mut self, reply: Vec<u8>) -> Result<()> {
+        let fits = |p: &Pending| reply == p.message || reply == upper(&p.message);
+        let late_index = if self.transport.is_ordered() {
+            (!self.overdue.is_empty()).then_some(0)
+        } else if self.waiting.as_ref().is_some_and(fits) {
+            None
+        } else {
+            self.overdue.iter().position(fits)
+        };
+        if let Some(pending) = late_index.and_then(|i| self.overdue.remove(i)) {
+            self.summary.late += 1;
+            return self
+                .report
+                .late(pending.seq, &reply, pending.sent_at.elapsed());
+        }
+        match self.waiting.take() {
+            Some(pending) => {
+                let rtt = pending.sent_at.elapsed();
+                self.summary.received += 1;
+                self.summary.rtts.push(rtt);
+                self.report.reply(pending.seq, &reply, rtt)
+            }
+            None => {
+                warn!(
+                    "unexpected reply (no message is waiting for one): {}",
+                    String::from_utf8_lossy(&reply)
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The one error type: every failure a user can cause, named with the flag or address involved.
+
+use std::fmt;
+use std::io;
+
+/// Why netpair stopped. `Display` is the one line the user sees.
+#[derive(Debug)]
+pub enum Error {
+    /// Flags that do not fit together (exit 2).
+    Usage(String),
+    /// A host name that does not resolve.
+    Resolve { host: String, source: io::Error },
+    /// Could not bind or listen on an address.
+    Bind { what: String, source: io::Error },
+    /// Could not connect, or the connection broke.
+    Connect { what: String, source: io::Error },
+    /// Any other I/O failure, with what was being done.
+    Io { what: String, source: io::Error },
+}
+
+impl Error {
+    /// The process exit status for this error, as documented in `--help`.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Wraps an I/O error with what was being done.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// True when the error is a closed stdout, which ends quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) => write!(f, "{msg}"),
+            Error::Resolve { host, source } => {
+                write!(f, "cannot resolve host {host:?}: {}", describe(source))
+            }
+            Error::Bind { what, source } => {
+                write!(f, "cannot listen on {what}: {}", describe(source))
+            }
+            Error::Connect { what, source } => write!(f, "{what}: {}", describe(source)),
+            Error::Io { what, source } => write!(f, "{what}: {}", describe(source)),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Usage(_) => None,
+            Error::Resolve { source, .. }
+            | Error::Bind { source, .. }
+            | Error::Connect { source, .. }
+            | Error::Io { source, .. } => Some(source),
+        }
+    }
+}
+
+/// An I/O error in plain words, without Rust's "(os error N)" suffix.
+pub fn describe(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error") {
+        Some(cut) => text[..cut].to_lowercase(),
+        None => text,
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T> = std::result::Result<T, Error>;

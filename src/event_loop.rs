@@ -1,0 +1,86 @@
+//! What the server's and the client's event loops share: the poll and its fixed tokens, SIGINT and
+//! SIGTERM as events, and the waker through which the stdin thread hands over lines.
+
+use std::io::{self, BufRead};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::error::{Error, Result};
+use crate::stdin::{self, Input};
+use crate::transport::Transport;
+
+/// The stdin thread's waker.
+pub const STDIN: Token = Token(1);
+/// SIGINT and SIGTERM.
+pub const SIGNALS: Token = Token(2);
+
+/// A poll with a transport, stdin and signals registered on it.
+pub struct EventLoop {
+    pub poll: Poll,
+    pub events: Events,
+    signals: Option<Signals>,
+    /// Held here as well as by the input thread: were the thread to end first and close the waker,
+    /// the kernel would drop its last, still unread, wake-up with it.
+    waker: Option<Arc<Waker>>,
+}
+
+impl EventLoop {
+    /// A poll watching `transport` and, when `catch_signals`, SIGINT and SIGTERM.
+    pub fn new(transport: &mut Transport, catch_signals: bool) -> Result<Self> {
+        let poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
+        transport
+            .register(poll.registry())
+            .map_err(|e| Error::io("watching the socket", e))?;
+        let signals = if catch_signals {
+            let mut signals =
+                Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("catching signals", e))?;
+            poll.registry()
+                .register(&mut signals, SIGNALS, Interest::READABLE)
+                .map_err(|e| Error::io("catching signals", e))?;
+            Some(signals)
+        } else {
+            None
+        };
+        Ok(EventLoop {
+            poll,
+            events: Events::with_capacity(1024),
+            signals,
+            waker: None,
+        })
+    }
+
+    /// Starts reading lines of at most `max` bytes from `input` on a thread that wakes this loop.
+    pub fn read_lines(
+        &mut self,
+        input: Box<dyn BufRead + Send>,
+        max: usize,
+    ) -> Result<Receiver<Input>> {
+        let waker = Waker::new(self.poll.registry(), STDIN)
+            .map_err(|e| Error::io("creating a waker", e))?;
+        let waker = Arc::new(waker);
+        self.waker = Some(waker.clone());
+        Ok(stdin::spawn(input, max, waker))
+    }
+
+    /// Waits for events, at most `timeout`; a signal interrupting the wait is not an error.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                Err(Error::io("waiting for events", e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the signals caught since the last call: true if SIGINT or SIGTERM came.
+    pub fn stop_requested(&mut self) -> bool {
+        self.signals
+            .as_mut()
+            .is_some_and(|s| s.pending().count() > 0)
+    }
+}

@@ -1,0 +1,375 @@
+//! Every line the user sees: the text transcript (the tutorial's words) or one JSON object per event
+//! on stdout, and the client's timeouts and summary on stderr. Each line is flushed as it is written.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::transport::{Closed, Proto};
+
+/// Where a session's events go, and in which form.
+pub struct Report {
+    json: bool,
+    proto: Proto,
+    prompt: bool,
+    out: Box<dyn Write + Send>,
+    err: Box<dyn Write + Send>,
+}
+
+/// What a client saw, for its closing summary.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub not_sent: u64,
+    pub rtts: Vec<Duration>,
+}
+
+impl Summary {
+    /// Round-trip times as (min, median, max), when any reply came.
+    pub fn rtt_spread(&self) -> Option<(Duration, Duration, Duration)> {
+        let mut sorted = self.rtts.clone();
+        sorted.sort_unstable();
+        Some((*sorted.first()?, sorted[sorted.len() / 2], *sorted.last()?))
+    }
+}
+
+impl Report {
+    /// A report on the process's stdout and stderr.
+    pub fn new(proto: Proto, json: bool, prompt: bool) -> Self {
+        Report::to(
+            proto,
+            json,
+            prompt,
+            Box::new(io::stdout()),
+            Box::new(io::stderr()),
+        )
+    }
+
+    /// A report into any pair of writers (in-process runs capture them).
+    pub fn to(
+        proto: Proto,
+        json: bool,
+        prompt: bool,
+        out: Box<dyn Write + Send>,
+        err: Box<dyn Write + Send>,
+    ) -> Self {
+        Report {
+            json,
+            proto,
+            prompt: prompt && !json,
+            out,
+            err,
+        }
+    }
+
+    /// `Listening on tcp 127.0.0.1:5001`: the real bound address, first line of a server's output.
+    pub fn listening(&mut self, address: &str) -> Result<()> {
+        if self.json {
+            return self.event("listening", |j| j.str("address", address));
+        }
+        let proto = self.proto;
+        self.line(format_args!("Listening on {proto} {address}"))
+    }
+
+    /// A new peer: `Connection from: ADDR`.
+    pub fn connected(&mut self, peer: &str) -> Result<()> {
+        if self.json {
+            return self.event("connect", |j| j.str("peer", peer));
+        }
+        self.line(format_args!("Connection from: {peer}"))
+    }
+
+    /// A message and its uppercase form, tagged with the peer when several are connected.
+    pub fn message(
+        &mut self,
+        peer: &str,
+        tagged: bool,
+        message: &[u8],
+        upper: &[u8],
+    ) -> Result<()> {
+        if self.json {
+            return self.event("message", |j| {
+                j.str("peer", peer)
+                    .bytes("message", message)
+                    .bytes("upper", upper)
+            });
+        }
+        let tag = if tagged {
+            format!("[{peer}] ")
+        } else {
+            String::new()
+        };
+        let mut text = Vec::with_capacity(64 + 2 * message.len());
+        text.extend_from_slice(format!("{tag}from connected user: ").as_bytes());
+        text.extend_from_slice(message);
+        text.extend_from_slice(format!("\n{tag}Received from User: ").as_bytes());
+        text.extend_from_slice(upper);
+        text.push(b'\n');
+        self.write(&text)
+    }
+
+    /// The server's reply, in JSON only (the text transcript shows replies on the client's side).
+    pub fn replied(&mut self, peer: &str, reply: &[u8]) -> Result<()> {
+        if self.json {
+            return self.event("reply", |j| j.str("peer", peer).bytes("reply", reply));
+        }
+        Ok(())
+    }
+
+    /// A peer went away: `Disconnected: ADDR`, with the reason unless it simply closed.
+    pub fn disconnected(&mut self, peer: &str, reason: &Closed) -> Result<()> {
+        if self.json {
+            return self.event("disconnect", |j| {
+                j.str("peer", peer).str("reason", &reason.to_string())
+            });
+        }
+        match reason {
+            Closed::ByPeer => self.line(format_args!("Disconnected: {peer}")),
+            other => self.line(format_args!("Disconnected: {peer} ({other})")),
+        }
+    }
+
+    /// The tutorial's ` ? ` prompt, when prompting is on.
+    pub fn prompt(&mut self) -> Result<()> {
+        if self.prompt {
+            self.write(b" ? ")?;
+        }
+        Ok(())
+    }
+
+    /// A reply that came in time: `Received from server: REPLY`.
+    pub fn reply(&mut self, seq: u64, reply: &[u8], rtt: Duration) -> Result<()> {
+        if self.json {
+            return self.event("reply", |j| {
+                j.int("seq", seq)
+                    .bytes("reply", reply)
+                    .num("rtt_ms", millis(rtt))
+            });
+        }
+        let mut text = b"Received from server: ".to_vec();
+        text.extend_from_slice(reply);
+        text.push(b'\n');
+        self.write(&text)
+    }
+
+    /// No reply to message `seq` within the timeout.
+    pub fn timeout(&mut self, seq: u64, waited: Duration) -> Result<()> {
+        if self.json {
+            return self.event("timeout", |j| {
+                j.int("seq", seq).num("waited_ms", millis(waited))
+            });
+        }
+        self.note(format_args!(
+            "no reply to message {seq} within {}",
+            human(waited)
+        ))
+    }
+
+    /// A reply to message `seq` that came after its timeout.
+    pub fn late(&mut self, seq: u64, reply: &[u8], after: Duration) -> Result<()> {
+        if self.json {
+            return self.event("late", |j| {
+                j.int("seq", seq)
+                    .bytes("reply", reply)
+                    .num("rtt_ms", millis(after))
+            });
+        }
+        let shown = String::from_utf8_lossy(reply);
+        self.note(format_args!(
+            "late reply to message {seq}, after {}: {shown}",
+            human(after)
+        ))
+    }
+
+    /// A line that was not sent, and why.
+    pub fn not_sent(&mut self, line: u64, why: &str) -> Result<()> {
+        if self.json {
+            return self.event("error", |j| j.int("line", line).str("error", why));
+        }
+        self.note(format_args!("line {line} not sent: {why}"))
+    }
+
+    /// The client's closing line.
+    pub fn client_summary(&mut self, s: &Summary) -> Result<()> {
+        let spread = s.rtt_spread();
+        if self.json {
+            return self.event("summary", |j| {
+                j.int("sent", s.sent)
+                    .int("received", s.received)
+                    .int("lost", s.lost)
+                    .int("late", s.late);
+                j.int("not_sent", s.not_sent);
+                if let Some((min, median, max)) = spread {
+                    j.num("rtt_min_ms", millis(min))
+                        .num("rtt_median_ms", millis(median))
+                        .num("rtt_max_ms", millis(max));
+                }
+                j
+            });
+        }
+        let mut text = format!(
+            "sent {}, received {}, lost {}, late {}",
+            s.sent, s.received, s.lost, s.late
+        );
+        if s.not_sent > 0 {
+            let _ = write!(text, ", not sent {}", s.not_sent);
+        }
+        if let Some((min, median, max)) = spread {
+            let _ = write!(
+                text,
+                "; round trip min {:.3} ms, median {:.3} ms, max {:.3} ms",
+                millis(min),
+                millis(median),
+                millis(max)
+            );
+        }
+        self.note(format_args!("{text}"))
+    }
+
+    /// The server's closing line.
+    pub fn server_summary(&mut self, clients: u64, messages: u64) -> Result<()> {
+        if self.json {
+            return self.event("summary", |j| {
+                j.int("clients", clients).int("messages", messages)
+            });
+        }
+        self.note(format_args!(
+            "served {clients} clients, {messages} messages"
+        ))
+    }
+
+    /// A fatal error, as a JSON event (the text form goes to stderr from `main`).
+    pub fn error(&mut self, err: &Error) -> Result<()> {
+        if self.json {
+            return self.event("error", |j| j.str("error", &err.to_string()));
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        self.write(format!("{text}\n").as_bytes())
+    }
+
+    fn note(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        let result = writeln!(self.err, "netpair: {text}").and_then(|()| self.err.flush());
+        result.map_err(|e| Error::io("writing to stderr", e))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let result = self.out.write_all(bytes).and_then(|()| self.out.flush());
+        result.map_err(|e| Error::io("writing to stdout", e))
+    }
+
+    fn event(&mut self, name: &str, fields: impl FnOnce(&mut Json) -> &mut Json) -> Result<()> {
+        let mut json = Json::default();
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        json.num("ts", ts)
+            .str("event", name)
+            .str("proto", self.proto.name());
+        fields(&mut json);
+        json.text.push_str("}\n");
+        self.write(json.text.as_bytes())
+    }
+}
+
+/// One JSON object under construction. Message bytes that are not UTF-8 are written lossily under
+/// their key and exactly, as lowercase hex, under `KEY_hex`: a reader takes `KEY_hex` when present.
+#[derive(Default)]
+pub struct Json {
+    text: String,
+}
+
+impl Json {
+    fn key(&mut self, key: &str) {
+        self.text.push(if self.text.is_empty() { '{' } else { ',' });
+        escape_into(&mut self.text, key);
+        self.text.push(':');
+    }
+
+    /// A string field.
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        escape_into(&mut self.text, value);
+        self
+    }
+
+    /// A message's bytes: the text, plus `KEY_hex` with the exact bytes when they are not UTF-8.
+    pub fn bytes(&mut self, key: &str, value: &[u8]) -> &mut Self {
+        match std::str::from_utf8(value) {
+            Ok(text) => self.str(key, text),
+            Err(_) => {
+                self.str(key, &String::from_utf8_lossy(value));
+                let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+                self.str(&format!("{key}_hex"), &hex)
+            }
+        }
+    }
+
+    /// A whole-number field.
+    pub fn int(&mut self, key: &str, value: u64) -> &mut Self {
+        self.key(key);
+        let _ = write!(self.text, "{value}");
+        self
+    }
+
+    /// A number field, to the microsecond for times in seconds or milliseconds.
+    pub fn num(&mut self, key: &str, value: f64) -> &mut Self {
+        self.key(key);
+        let _ = write!(self.text, "{value:.6}");
+        self
+    }
+}
+
+fn escape_into(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_escapes_and_hex() {
+        let mut j = Json::default();
+        j.str("a", "q\"\\\n\u{1}")
+            .bytes("m", b"ok")
+            .bytes("x", b"\xff\x00");
+        assert_eq!(
+            j.text,
+            r#"{"a":"q\"\\\n\u0001","m":"ok","x":"�\u0000","x_hex":"ff00""#
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! The server's event loop: peers come and go; each message is printed with its uppercase form and
+//! answered by the reply policy; SIGINT/SIGTERM stop it after the replies already due are written.
+
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::{Token, Waker};
+
+use crate::cli::{Reply, ServerConfig};
+use crate::error::{Error, Result};
+use crate::event_loop::{EventLoop, SIGNALS, STDIN};
+use crate::report::Report;
+use crate::stdin::Input;
+use crate::transport::{Event, PeerId, Settings, Transport};
+use crate::upper::upper;
+
+/// Wakes the loop for an in-process stop.
+const STOP: Token = Token(3);
+/// How often idle peers are looked for.
+const TICK: Duration = Duration::from_millis(250);
+/// How long a stopping server keeps writing replies already due.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Stops a server running on another thread, as SIGTERM would.
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Stopper {
+    /// Asks the server to stop; it finishes writing what is due and returns.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    config: ServerConfig,
+    transport: Transport,
+    event_loop: EventLoop,
+    report: Report,
+    stop_flag: Arc<AtomicBool>,
+    stop_waker: Arc<Waker>,
+    /// Replies owed from stdin, oldest first (`--reply stdin`).
+    owed: VecDeque<PeerId>,
+    lines: Option<Receiver<Input>>,
+    first_peer: Option<PeerId>,
+    clients: u64,
+    messages: u64,
+    done: bool,
+}
+
+/// The transport settings a server config implies.
+pub fn settings(config: &ServerConfig) -> Settings {
+    Settings {
+        proto: config.common.proto,
+        framing: config.common.framing,
+        max_message: config.common.max_message,
+        max_peers: if config.once { 1 } else { config.max_clients },
+    }
+}
+
+impl Server {
+    /// Binds the configured address. `catch_signals` makes SIGINT/SIGTERM stop it (the binary's case).
+    pub fn bind(config: ServerConfig, report: Report, catch_signals: bool) -> Result<Server> {
+        let mut transport = Transport::listen(&settings(&config), &config.common.endpoint)?;
+        let event_loop = EventLoop::new(&mut transport, catch_signals)?;
+        let stop_waker = Waker::new(event_loop.poll.registry(), STOP)
+            .map_err(|e| Error::io("creating a waker", e))?;
+        Ok(Server {
+            config,
+            transport,
+            event_loop,
+            report,
+            stop_flag: Arc::new(AtomicBool::new(false)),
+            stop_waker: Arc::new(stop_waker),
+            owed: VecDeque::new(),
+            lines: None,
+            first_peer: None,
+            clients: 0,
+            messages: 0,
+            done: false,
+        })
+    }
+
+    /// The bound address, as `Listening on` prints it.
+    pub fn local_name(&self) -> String {
+        self.transport.local_name()
+    }
+
+    /// A handle that stops this server from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            flag: self.stop_flag.clone(),
+            waker: self.stop_waker.clone(),
+        }
+    }
+
+    /// Serves until `--once` is done or a stop is asked for; replies come from `input` with `--reply stdin`.
+    pub fn run(mut self, input: Box<dyn BufRead + Send>) -> Result<()> {
+        if self.config.reply == Reply::Stdin {
+            self.lines = Some(
+                self.event_loop
+                    .read_lines(input, self.config.common.max_message)?,
+            );
+        }
+        self.report.listening(&self.transport.local_name())?;
+        let mut batch = Vec::new();
+        let mut next_tick = Instant::now() + TICK;
+        let mut draining_until = None;
+        loop {
+            let now = Instant::now();
+            let mut timeout = next_tick.saturating_duration_since(now);
+            if self.transport.has_unread() {
+                timeout = Duration::ZERO;
+            }
+            self.event_loop.wait(Some(timeout))?;
+            let registry = self.event_loop.poll.registry();
+            let mut stop = false;
+            for event in self.event_loop.events.iter() {
+                match event.token() {
+                    STDIN => {}
+                    SIGNALS | STOP => stop = true,
+                    token if Transport::owns(token) => {
+                        self.transport.ready(registry, event, &mut batch)
+                    }
+                    _ => {}
+                }
+            }
+            self.handle(&mut batch)?;
+            self.answer_from_stdin()?;
+            self.transport
+                .read_unread(self.event_loop.poll.registry(), &mut batch);
+            self.handle(&mut batch)?;
+            self.transport
+                .flush(self.event_loop.poll.registry(), &mut batch);
+            self.handle(&mut batch)?;
+            if Instant::now() >= next_tick {
+                self.transport.tick(
+                    self.event_loop.poll.registry(),
+                    self.config.idle_timeout,
+                    &mut batch,
+                );
+                self.handle(&mut batch)?;
+                next_tick = Instant::now() + TICK;
+            }
+
+            let stop =
+                stop && (self.event_loop.stop_requested() || self.stop_flag.load(Ordering::SeqCst));
+            if (stop || self.done) && draining_until.is_none() {
+                debug!("stopping: writing the replies already due");
+                self.transport.stop_reading(self.event_loop.poll.registry());
+                draining_until = Some(Instant::now() + DRAIN);
+            }
+            if let Some(deadline) = draining_until {
+                if !self.transport.has_output() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    warn!("stopping with replies still unwritten: the peers were not reading");
+                    break;
+                }
+            }
+        }
+        self.report.server_summary(self.clients, self.messages)
+    }
+
+    fn handle(&mut self, batch: &mut Vec<Event>) -> Result<()> {
+        for event in batch.drain(..) {
+            match event {
+                Event::Connected(peer) => {
+                    self.clients += 1;
+                    self.first_peer.get_or_insert(peer);
+                    self.report.connected(self.transport.peer_name(peer))?;
+                }
+                Event::Message(peer, message) => self.answer(peer, &message)?,
+                Event::Closed { peer, name, reason } => {
+                    self.owed.retain(|&owed| owed != peer);
+                    self.report.disconnected(&name, &reason)?;
+                    if self.config.once && self.first_peer == Some(peer) {
+                        self.done = true;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn answer(&mut self, peer: PeerId, message: &[u8]) -> Result<()> {
+        self.messages += 1;
+        let upper = upper(message);
+        let name = self.transport.peer_name(peer);
+        self.report
+            .message(name, self.transport.peer_count() > 1, message, &upper)?;
+        let reply = match self.config.reply {
+            Reply::Upper => upper,
+            Reply::Echo => message.to_vec(),
+            Reply::Stdin => {
+                if self.lines.is_none() {
+                    debug!("no reply to {name}: stdin has ended");
+                    return Ok(());
+                }
+                self.owed.push_back(peer);
+                if self.owed.len() == 1 {
+                    self.report.prompt()?;
+                }
+                return Ok(());
+            }
+        };
+        self.report.replied(name, &reply)?;
+        let mut ignored = Vec::new();
+        self.transport.send(peer, &reply, &mut ignored);
+        self.handle(&mut ignored)
+    }
+
+    /// Pairs lines typed (or piped) on stdin with the oldest messages still owed a reply.
+    fn answer_from_stdin(&mut self) -> Result<()> {
+        while let (Some(&peer), Some(lines)) = (self.owed.front(), &self.lines) {
+            let line = match lines.try_recv() {
+                Ok(Input::Line(line)) => line,
+                Ok(Input::TooLong { len }) => {
+                    warn!(
+                        "stdin line of {len} bytes is over --max-message {}; skipped",
+                        self.config.common.max_message
+                    );
+                    continue;
+                }
+                Err(TryRecvError::Empty) => return Ok(()),
+                Ok(Input::End) | Ok(Input::Failed(_)) | Err(TryRecvError::Disconnected) => {
+                    warn!(
+                        "stdin has ended: {} message(s) will get no reply",
+                        self.owed.len()
+                    );
+                    self.owed.clear();
+                    self.lines = None;
+                    return Ok(());
+                }
+            };
+            self.owed.pop_front();
+            self.report.replied(self.transport.peer_name(peer), &line)?;
+            let mut closed = Vec::new();
+            self.transport.send(peer, &line, &mut closed);
+            self.handle(&mut closed)?;
+            if !self.owed.is_empty() {
+                self.report.prompt()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Raises the open-file limit to its hard maximum, so many clients can connect; returns the limit.
+pub fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    limit.rlim_cur
+}

@@ -1,0 +1,1410 @@
+//! Sockets behind one enum: stream sockets (TCP, Unix) cut into messages by framing, datagram sockets
+//! (UDP, Unix datagram) one message per datagram. The server and client see only peers and messages.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+use crate::error::{Error, Result};
+use crate::framing::{Framing, LineFramer, strip_line_end};
+
+/// The socket kinds netpair speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Unix,
+    Unixgram,
+}
+
+impl Proto {
+    /// Every kind, in the order tables show them.
+    pub const ALL: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Unix, Proto::Unixgram];
+
+    /// Stream sockets carry bytes, datagram sockets carry whole messages.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Proto::Tcp | Proto::Unix)
+    }
+
+    /// Unix-domain sockets are named by a file path, not a host and port.
+    pub fn is_unix(self) -> bool {
+        matches!(self, Proto::Unix | Proto::Unixgram)
+    }
+
+    /// The name used on the command line and in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Unix => "unix",
+            Proto::Unixgram => "unixgram",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where to listen or connect.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    Inet { host: String, port: u16 },
+    Path(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Inet { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Endpoint::Inet { host, port } => write!(f, "{host}:{port}"),
+            Endpoint::Path(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// How a transport is to behave, whichever its kind.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub proto: Proto,
+    pub framing: Framing,
+    pub max_message: usize,
+    /// Most peers at once (stream connections or datagram addresses).
+    pub max_peers: usize,
+}
+
+/// The token of the listening or datagram socket; event loops keep the tokens below `FIRST_PEER`
+/// that are not this one for themselves.
+pub const SOCKET: Token = Token(0);
+const FIRST_PEER: usize = 16;
+
+/// Reading from a peer stops while this much output to it waits, and resumes below `LOW_WATER`.
+const HIGH_WATER: usize = 256 * 1024;
+const LOW_WATER: usize = 64 * 1024;
+/// Bytes read from one connection (or datagrams from one socket) before others get a turn.
+const READ_BUDGET: usize = 256 * 1024;
+const DATAGRAM_BUDGET: usize = 256;
+/// Output buffers bigger than this are handed back to the allocator once empty.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// A peer: one stream connection, or one datagram address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerId(usize);
+
+/// What happened on the sockets, in the order it happened.
+#[derive(Debug)]
+pub enum Event {
+    Connected(PeerId),
+    Message(PeerId, Vec<u8>),
+    Closed {
+        peer: PeerId,
+        name: String,
+        reason: Closed,
+    },
+}
+
+/// Why a peer went away.
+#[derive(Debug)]
+pub enum Closed {
+    /// The peer closed its side (stream) after every reply owed was sent.
+    ByPeer,
+    /// Nothing from the peer for the idle timeout.
+    Idle,
+    /// The peer sent a line over the size bound (stream only).
+    TooLong,
+    /// The socket failed: reset, refused, or another error.
+    Failed(io::Error),
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Closed::ByPeer => f.write_str("closed"),
+            Closed::Idle => f.write_str("idle timeout"),
+            Closed::TooLong => f.write_str("message too long"),
+            Closed::Failed(err) => f.write_str(&crate::error::describe(err)),
+        }
+    }
+}
+
+/// Runs `$body` with `$side` bound to whichever kind of transport `$self` is.
+macro_rules! either {
+    ($self:expr, $side:ident => $body:expr) => {
+        match $self {
+            Transport::Stream($side) => $body,
+            Transport::Datagram($side) => $body,
+        }
+    };
+}
+
+/// A server's or a client's sockets, stream or datagram.
+pub enum Transport {
+    Stream(Streams),
+    Datagram(Datagrams),
+}
+
+impl Transport {
+    /// Binds a server socket at `endpoint`.
+    pub fn listen(settings: &Settings, endpoint: &Endpoint) -> Result<Transport> {
+        let proto = settings.proto;
+        let named = |what: &dyn fmt::Display| format!("{proto} {what}");
+        Ok(match (proto, endpoint) {
+            (Proto::Tcp, Endpoint::Inet { host, port }) => {
+                let listener = first_ok(resolve(host, *port)?, named, TcpListener::bind)
+                    .map_err(|(what, source)| Error::Bind { what, source })?;
+                deepen_backlog(&listener);
+                Transport::Stream(Streams::new(settings, Some(Listener::Tcp(listener)), None))
+            }
+            (Proto::Udp, Endpoint::Inet { host, port }) => {
+                let sock = first_ok(resolve(host, *port)?, named, UdpSocket::bind)
+                    .map_err(|(what, source)| Error::Bind { what, source })?;
+                Transport::Datagram(Datagrams::new(settings, Dgram::Udp(sock), None, None))
+            }
+            (Proto::Unix, Endpoint::Path(path)) => {
+                clear_stale_socket(proto, path)?;
+                let listener = UnixListener::bind(path).map_err(|source| Error::Bind {
+                    what: named(&path.display()),
+                    source,
+                })?;
+                deepen_backlog(&listener);
+                Transport::Stream(Streams::new(
+                    settings,
+                    Some(Listener::Unix(listener)),
+                    Some(path.clone()),
+                ))
+            }
+            (Proto::Unixgram, Endpoint::Path(path)) => {
+                clear_stale_socket(proto, path)?;
+                let sock = UnixDatagram::bind(path).map_err(|source| Error::Bind {
+                    what: named(&path.display()),
+                    source,
+                })?;
+                Transport::Datagram(Datagrams::new(
+                    settings,
+                    Dgram::Unix(sock),
+                    None,
+                    Some(path.clone()),
+                ))
+            }
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--proto {proto} does not go with {endpoint}"
+                )));
+            }
+        })
+    }
+
+    /// Connects a client to `endpoint`, trying every address a host name resolves to (streams)
+    /// within `timeout` each. The server is the transport's only peer, [`Transport::server`].
+    pub fn connect(
+        settings: &Settings,
+        endpoint: &Endpoint,
+        timeout: Duration,
+    ) -> Result<Transport> {
+        let proto = settings.proto;
+        let failed = |what: String, source| Error::Connect {
+            what: format!("cannot connect to {proto} {what}"),
+            source,
+        };
+        Ok(match (proto, endpoint) {
+            (Proto::Tcp, Endpoint::Inet { host, port }) => {
+                let stream = first_ok(
+                    resolve(host, *port)?,
+                    |a| a.to_string(),
+                    |addr| std::net::TcpStream::connect_timeout(&addr, timeout),
+                )
+                .map_err(|(what, source)| failed(what, source))?;
+                let name = stream
+                    .peer_addr()
+                    .map_or_else(|_| endpoint.to_string(), |a| a.to_string());
+                stream
+                    .set_nonblocking(true)
+                    .map_err(|e| failed(name.clone(), e))?;
+                Transport::Stream(Streams::client(
+                    settings,
+                    Stream::Tcp(TcpStream::from_std(stream)),
+                    name,
+                ))
+            }
+            (Proto::Unix, Endpoint::Path(path)) => {
+                let name = path.display().to_string();
+                let stream = std::os::unix::net::UnixStream::connect(path)
+                    .map_err(|e| failed(name.clone(), e))?;
+                stream
+                    .set_nonblocking(true)
+                    .map_err(|e| failed(name.clone(), e))?;
+                Transport::Stream(Streams::client(
+                    settings,
+                    Stream::Unix(UnixStream::from_std(stream)),
+                    name,
+                ))
+            }
+            (Proto::Udp, Endpoint::Inet { host, port }) => {
+                let sock = first_ok(
+                    resolve(host, *port)?,
+                    |a| a.to_string(),
+                    |addr| {
+                        let local: SocketAddr = if addr.is_ipv4() {
+                            ([0, 0, 0, 0], 0).into()
+                        } else {
+                            ([0u16; 8], 0).into()
+                        };
+                        let sock = UdpSocket::bind(local)?;
+                        sock.connect(addr)?;
+                        Ok(sock)
+                    },
+                )
+                .map_err(|(what, source)| failed(what, source))?;
+                let server = sock
+                    .peer_addr()
+                    .map_err(|e| failed(endpoint.to_string(), e))?;
+                Transport::Datagram(Datagrams::new(
+                    settings,
+                    Dgram::Udp(sock),
+                    Some(PeerKey::Inet(server)),
+                    None,
+                ))
+            }
+            (Proto::Unixgram, Endpoint::Path(path)) => {
+                let name = path.display().to_string();
+                let own = private_socket_path();
+                let sock = UnixDatagram::bind(&own)
+                    .map_err(|e| failed(format!("{name} (binding {})", own.display()), e));
+                let sock = sock?;
+                // From here the private path is removed on drop, whatever happens next.
+                let side = Datagrams::new(
+                    settings,
+                    Dgram::Unix(sock),
+                    Some(PeerKey::Path(path.clone())),
+                    Some(own),
+                );
+                if let Dgram::Unix(sock) = &side.sock {
+                    sock.connect(path).map_err(|e| failed(name, e))?;
+                }
+                Transport::Datagram(side)
+            }
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--proto {proto} does not go with {endpoint}"
+                )));
+            }
+        })
+    }
+
+    /// Registers every socket with the event loop.
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        either!(self, side => side.register(registry))
+    }
+
+    /// True for the tokens this transport registered.
+    pub fn owns(token: Token) -> bool {
+        token == SOCKET || token.0 >= FIRST_PEER
+    }
+
+    /// Handles one readiness event for a token this transport owns, appending what happened to `out`.
+    pub fn ready(&mut self, registry: &Registry, event: &mio::event::Event, out: &mut Vec<Event>) {
+        either!(self, side => side.ready(registry, event, out))
+    }
+
+    /// Queues `message` for `peer`; it is written by [`Transport::settle`].
+    pub fn send(&mut self, peer: PeerId, message: &[u8], out: &mut Vec<Event>) {
+        either!(self, side => side.send(peer, message, out))
+    }
+
+    /// Writes what was queued and closes peers that are done: call after handling each batch of events.
+    pub fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        either!(self, side => side.flush_all(registry, out))
+    }
+
+    /// Reads input that an earlier turn left unread (read budget spent, or reading resumed).
+    pub fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        either!(self, side => side.read_unread(registry, out))
+    }
+
+    /// True when input is known to be waiting that no readiness event will announce again.
+    pub fn has_unread(&self) -> bool {
+        either!(self, side => side.has_unread())
+    }
+
+    /// Forgets peers silent for longer than `idle`, and retries what waits on time.
+    pub fn tick(&mut self, registry: &Registry, idle: Option<Duration>, out: &mut Vec<Event>) {
+        either!(self, side => side.tick(registry, idle, out))
+    }
+
+    /// Stops taking new peers and new input (shutdown): replies already queued are still written.
+    pub fn stop_reading(&mut self, registry: &Registry) {
+        either!(self, side => side.stop_reading(registry))
+    }
+
+    /// True while any reply is waiting to be written.
+    pub fn has_output(&self) -> bool {
+        either!(self, side => side.has_output())
+    }
+
+    /// How a peer is named in output.
+    pub fn peer_name(&self, peer: PeerId) -> &str {
+        either!(self, side => side.peer_name(peer))
+    }
+
+    /// Peers known now.
+    pub fn peer_count(&self) -> usize {
+        either!(self, side => side.peer_count())
+    }
+
+    /// The address this side is bound to, as `Listening on` shows it.
+    pub fn local_name(&self) -> String {
+        either!(self, side => side.local_name())
+    }
+
+    /// A client's one peer: the server.
+    pub fn server() -> PeerId {
+        PeerId(0)
+    }
+
+    /// Streams deliver replies in order and never lose one; datagrams may do either.
+    pub fn is_ordered(&self) -> bool {
+        matches!(self, Transport::Stream(_))
+    }
+}
+
+/// A fixed-capacity table of items named by small integers that are reused after removal.
+struct Slots<T> {
+    items: Vec<Option<T>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl<T> Slots<T> {
+    fn new() -> Self {
+        Slots {
+            items: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn insert(&mut self, item: T) -> PeerId {
+        self.len += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.items[slot] = Some(item);
+                PeerId(slot)
+            }
+            None => {
+                self.items.push(Some(item));
+                PeerId(self.items.len() - 1)
+            }
+        }
+    }
+
+    fn remove(&mut self, id: PeerId) -> Option<T> {
+        let item = self.items.get_mut(id.0)?.take()?;
+        self.free.push(id.0);
+        self.len -= 1;
+        Some(item)
+    }
+
+    fn get(&self, id: PeerId) -> Option<&T> {
+        self.items.get(id.0)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: PeerId) -> Option<&mut T> {
+        self.items.get_mut(id.0)?.as_mut()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (PeerId, &T)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| Some((PeerId(i), item.as_ref()?)))
+    }
+}
+
+fn token(id: PeerId) -> Token {
+    Token(FIRST_PEER + id.0)
+}
+
+fn peer_of(token: Token) -> PeerId {
+    PeerId(token.0 - FIRST_PEER)
+}
+
+/// Logs a repeated warning at most once a second, with how many were held back.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl Throttle {
+    fn warn(&mut self, text: fmt::Arguments<'_>) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
+        {
+            self.held += 1;
+            return;
+        }
+        match std::mem::take(&mut self.held) {
+            0 => warn!("{text}"),
+            held => warn!("{text} (and {held} more like it in the last second)"),
+        }
+        self.last = Some(now);
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// One connected stream socket, TCP or Unix.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interest),
+            Stream::Unix(s) => s.register(registry, token, interest),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interest),
+            Stream::Unix(s) => s.reregister(registry, token, interest),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}
+
+/// A stream connection and what is buffered for it.
+struct Conn {
+    sock: Stream,
+    name: String,
+    framer: LineFramer,
+    output: Vec<u8>,
+    written: usize,
+    wants_write: bool,
+    paused: bool,
+    eof: bool,
+    dirty: bool,
+    last_active: Instant,
+}
+
+impl Conn {
+    fn new(sock: Stream, name: String, max_message: usize) -> Self {
+        Conn {
+            sock,
+            name,
+            framer: LineFramer::new(max_message),
+            output: Vec::new(),
+            written: 0,
+            wants_write: false,
+            paused: false,
+            eof: false,
+            dirty: false,
+            last_active: Instant::now(),
+        }
+    }
+
+    fn unwritten(&self) -> usize {
+        self.output.len() - self.written
+    }
+}
+
+/// The stream side: a listener and its connections (server), or one connection (client).
+pub struct Streams {
+    listener: Option<Listener>,
+    conns: Slots<Conn>,
+    framing: Framing,
+    max_message: usize,
+    max_peers: usize,
+    scratch: Vec<u8>,
+    dirty: Vec<PeerId>,
+    unread: Vec<PeerId>,
+    accept_paused: bool,
+    accepted: u64,
+    socket_file: Option<PathBuf>,
+    full: Throttle,
+}
+
+impl Streams {
+    fn new(settings: &Settings, listener: Option<Listener>, socket_file: Option<PathBuf>) -> Self {
+        let read_size = match settings.framing {
+            Framing::Line => 64 * 1024,
+            Framing::Raw => settings.max_message.min(64 * 1024),
+        };
+        Streams {
+            listener,
+            conns: Slots::new(),
+            framing: settings.framing,
+            max_message: settings.max_message,
+            max_peers: settings.max_peers,
+            scratch: vec![0; read_size],
+            dirty: Vec::new(),
+            unread: Vec::new(),
+            accept_paused: false,
+            accepted: 0,
+            socket_file,
+            full: Throttle::default(),
+        }
+    }
+
+    fn client(settings: &Settings, sock: Stream, name: String) -> Self {
+        if let Stream::Tcp(s) = &sock {
+            let _ = s.set_nodelay(true);
+        }
+        let mut side = Streams::new(settings, None, None);
+        side.conns
+            .insert(Conn::new(sock, name, settings.max_message));
+        side
+    }
+
+    fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        match &mut self.listener {
+            Some(Listener::Tcp(l)) => registry.register(l, SOCKET, Interest::READABLE)?,
+            Some(Listener::Unix(l)) => registry.register(l, SOCKET, Interest::READABLE)?,
+            None => {}
+        }
+        for slot in 0..self.conns.items.len() {
+            if let Some(conn) = self.conns.get_mut(PeerId(slot)) {
+                registry.register(&mut conn.sock, token(PeerId(slot)), Interest::READABLE)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ready(&mut self, registry: &Registry, event: &mio::event::Event, out: &mut Vec<Event>) {
+        if event.token() == SOCKET {
+            self.accept(registry, out);
+            return;
+        }
+        let id = peer_of(event.token());
+        if event.is_writable() {
+            self.flush(registry, id, out);
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read(registry, id, out);
+        }
+    }
+
+    fn accept(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        loop {
+            let accepted = match &self.listener {
+                Some(Listener::Tcp(l)) => l.accept().map(|(s, addr)| {
+                    let _ = s.set_nodelay(true);
+                    (Stream::Tcp(s), addr.to_string())
+                }),
+                Some(Listener::Unix(l)) => l.accept().map(|(s, addr)| {
+                    let name = addr.as_pathname().map(|p| p.display().to_string());
+                    (Stream::Unix(s), name.unwrap_or_default())
+                }),
+                None => return,
+            };
+            let (mut sock, mut name) = match accepted {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    // The connection stays in the backlog; try again on the next tick rather than spin.
+                    self.full.warn(format_args!(
+                        "cannot accept: {} (raise ulimit -n or lower --max-clients)",
+                        crate::error::describe(&e)
+                    ));
+                    self.accept_paused = true;
+                    return;
+                }
+                Err(e) => {
+                    debug!("accept failed: {e}");
+                    continue;
+                }
+            };
+            self.accepted += 1;
+            if name.is_empty() {
+                name = format!("peer#{}", self.accepted);
+            }
+            if self.conns.len >= self.max_peers {
+                self.full.warn(format_args!(
+                    "server full ({} clients, --max-clients): turned away {name}",
+                    self.max_peers
+                ));
+                let _ = sock.write(
+                    format!(
+                        "netpair: server full ({} clients); try again later\n",
+                        self.max_peers
+                    )
+                    .as_bytes(),
+                );
+                continue;
+            }
+            let id = self.conns.insert(Conn::new(sock, name, self.max_message));
+            let conn = self.conns.get_mut(id).expect("just inserted");
+            if let Err(e) = registry.register(&mut conn.sock, token(id), Interest::READABLE) {
+                warn!("cannot watch connection from {}: {e}", conn.name);
+                self.conns.remove(id);
+                continue;
+            }
+            out.push(Event::Connected(id));
+        }
+    }
+
+    fn read(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.paused || conn.eof {
+            return;
+        }
+        let mut budget = READ_BUDGET;
+        let mut failed = None;
+        loop {
+            if conn.unwritten() > HIGH_WATER {
+                // Backpressure: this peer is not reading its replies, so stop reading its messages.
+                debug!(
+                    "pausing {}: {} bytes of replies unread",
+                    conn.name,
+                    conn.unwritten()
+                );
+                conn.paused = true;
+                break;
+            }
+            if budget == 0 {
+                self.unread.push(id);
+                break;
+            }
+            let n = match conn.sock.read(&mut self.scratch) {
+                Ok(0) => {
+                    conn.eof = true;
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    failed = Some(Closed::Failed(e));
+                    break;
+                }
+            };
+            budget = budget.saturating_sub(n);
+            conn.last_active = Instant::now();
+            let data = &self.scratch[..n];
+            match self.framing {
+                Framing::Raw => out.push(Event::Message(id, data.to_vec())),
+                Framing::Line => {
+                    let pushed = conn
+                        .framer
+                        .push(data, |line| out.push(Event::Message(id, line.to_vec())));
+                    if let Err(too_long) = pushed {
+                        warn!(
+                            "{} sent a line of over {} bytes (--max-message {}); closing it",
+                            conn.name, too_long.seen, self.max_message
+                        );
+                        failed = Some(Closed::TooLong);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(reason) = failed {
+            self.close(registry, id, reason, out);
+            return;
+        }
+        if conn.eof {
+            if let Some(rest) = conn.framer.finish() {
+                out.push(Event::Message(id, rest));
+            }
+            // Closed once every reply owed has been written (see settle).
+            self.mark_dirty(id);
+        }
+    }
+
+    fn send(&mut self, id: PeerId, message: &[u8], _out: &mut Vec<Event>) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            debug!("reply to a peer already gone dropped");
+            return;
+        };
+        if self.framing == Framing::Raw && message.is_empty() {
+            debug!(
+                "empty reply to {} not sent: a raw stream cannot carry an empty message",
+                conn.name
+            );
+            return;
+        }
+        conn.output.extend_from_slice(message);
+        if self.framing == Framing::Line {
+            conn.output.push(b'\n');
+        }
+        self.mark_dirty(id);
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(conn) = self.conns.get_mut(id)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    fn flush_all(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        while let Some(id) = self.dirty.pop() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.dirty = false;
+                self.flush(registry, id, out);
+            }
+        }
+    }
+
+    fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        for id in std::mem::take(&mut self.unread) {
+            self.read(registry, id, out);
+        }
+    }
+
+    fn flush(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        while conn.unwritten() > 0 {
+            match conn.sock.write(&conn.output[conn.written..]) {
+                Ok(0) => {
+                    return self.close(
+                        registry,
+                        id,
+                        Closed::Failed(io::ErrorKind::WriteZero.into()),
+                        out,
+                    );
+                }
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.close(registry, id, Closed::Failed(e), out),
+            }
+        }
+        if conn.unwritten() == 0 {
+            conn.output.clear();
+            conn.written = 0;
+            if conn.output.capacity() > KEEP_CAPACITY {
+                conn.output = Vec::new();
+            }
+            if conn.eof {
+                return self.close(registry, id, Closed::ByPeer, out);
+            }
+        }
+        // Ask for WRITABLE only while output waits, so an idle connection costs no wake-ups.
+        let wants_write = conn.unwritten() > 0;
+        if wants_write != conn.wants_write {
+            let interest = if wants_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if let Err(e) = registry.reregister(&mut conn.sock, token(id), interest) {
+                return self.close(registry, id, Closed::Failed(e), out);
+            }
+            conn.wants_write = wants_write;
+        }
+        if conn.paused && conn.unwritten() <= LOW_WATER {
+            debug!("resuming {}", conn.name);
+            conn.paused = false;
+            self.unread.push(id);
+        }
+    }
+
+    fn close(&mut self, registry: &Registry, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
+        if let Some(mut conn) = self.conns.remove(id) {
+            let _ = registry.deregister(&mut conn.sock);
+            out.push(Event::Closed {
+                peer: id,
+                name: conn.name,
+                reason,
+            });
+        }
+    }
+
+    fn has_unread(&self) -> bool {
+        !self.unread.is_empty()
+    }
+
+    fn tick(&mut self, registry: &Registry, idle: Option<Duration>, out: &mut Vec<Event>) {
+        if std::mem::take(&mut self.accept_paused) {
+            self.accept(registry, out);
+        }
+        let Some(idle) = idle else { return };
+        let now = Instant::now();
+        let stale: Vec<PeerId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.duration_since(c.last_active) > idle && c.unwritten() == 0)
+            .map(|(id, _)| id)
+            .collect();
+        for id in stale {
+            self.close(registry, id, Closed::Idle, out);
+        }
+    }
+
+    fn stop_reading(&mut self, registry: &Registry) {
+        match self.listener.take() {
+            Some(Listener::Tcp(mut l)) => drop(registry.deregister(&mut l)),
+            Some(Listener::Unix(mut l)) => drop(registry.deregister(&mut l)),
+            None => {}
+        }
+        for slot in 0..self.conns.items.len() {
+            if let Some(conn) = self.conns.get_mut(PeerId(slot)) {
+                conn.paused = true;
+            }
+        }
+        self.unread.clear();
+    }
+
+    fn has_output(&self) -> bool {
+        self.conns.iter().any(|(_, c)| c.unwritten() > 0)
+    }
+
+    fn peer_name(&self, id: PeerId) -> &str {
+        self.conns.get(id).map_or("(gone)", |c| c.name.as_str())
+    }
+
+    fn peer_count(&self) -> usize {
+        self.conns.len
+    }
+
+    fn local_name(&self) -> String {
+        match &self.listener {
+            Some(Listener::Tcp(l)) => l
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Some(Listener::Unix(_)) => self
+                .socket_file
+                .as_deref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+            None => String::new(),
+        }
+    }
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        if let Some(path) = &self.socket_file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A datagram socket, UDP or Unix.
+enum Dgram {
+    Udp(UdpSocket),
+    Unix(UnixDatagram),
+}
+
+/// A datagram peer's address, usable as a map key and as a destination.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum PeerKey {
+    Inet(SocketAddr),
+    Path(PathBuf),
+}
+
+impl fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerKey::Inet(addr) => write!(f, "{addr}"),
+            PeerKey::Path(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl Dgram {
+    /// Receives one datagram; the sender is `None` when it has no address (an unbound Unix socket).
+    fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Option<PeerKey>)> {
+        match self {
+            Dgram::Udp(s) => s.recv_from(buf).map(|(n, a)| (n, Some(PeerKey::Inet(a)))),
+            Dgram::Unix(s) => s
+                .recv_from(buf)
+                .map(|(n, a)| (n, a.as_pathname().map(|p| PeerKey::Path(p.to_path_buf())))),
+        }
+    }
+
+    fn send_to(&self, buf: &[u8], to: &PeerKey, connected: bool) -> io::Result<usize> {
+        match (self, to) {
+            (Dgram::Udp(s), _) if connected => s.send(buf),
+            (Dgram::Unix(s), _) if connected => s.send(buf),
+            (Dgram::Udp(s), PeerKey::Inet(addr)) => s.send_to(buf, *addr),
+            (Dgram::Unix(s), PeerKey::Path(path)) => s.send_to(buf, path),
+            _ => Err(io::ErrorKind::InvalidInput.into()),
+        }
+    }
+
+    fn reregister(&mut self, registry: &Registry, interest: Interest) -> io::Result<()> {
+        match self {
+            Dgram::Udp(s) => registry.reregister(s, SOCKET, interest),
+            Dgram::Unix(s) => registry.reregister(s, SOCKET, interest),
+        }
+    }
+}
+
+struct DatagramPeer {
+    key: PeerKey,
+    name: String,
+    /// The line end the peer's last datagram had, given back on the reply (as `nc -u` users expect).
+    line_end: &'static [u8],
+    last_active: Instant,
+}
+
+/// The datagram side: one socket and the peers seen on it (server), or connected to one (client).
+pub struct Datagrams {
+    sock: Dgram,
+    connected: bool,
+    peers: Slots<DatagramPeer>,
+    by_key: HashMap<PeerKey, PeerId>,
+    queue: VecDeque<(PeerKey, Vec<u8>)>,
+    queued_bytes: usize,
+    wants_write: bool,
+    paused: bool,
+    unread: bool,
+    stopped: bool,
+    max_message: usize,
+    max_peers: usize,
+    scratch: Vec<u8>,
+    socket_file: Option<PathBuf>,
+    full: Throttle,
+    dropped: Throttle,
+}
+
+impl Datagrams {
+    fn new(
+        settings: &Settings,
+        sock: Dgram,
+        server: Option<PeerKey>,
+        socket_file: Option<PathBuf>,
+    ) -> Self {
+        let mut side = Datagrams {
+            sock,
+            connected: server.is_some(),
+            peers: Slots::new(),
+            by_key: HashMap::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            wants_write: false,
+            paused: false,
+            unread: false,
+            stopped: false,
+            max_message: settings.max_message,
+            max_peers: settings.max_peers,
+            // One byte more than allowed, so an oversized datagram shows as one that filled the buffer.
+            scratch: vec![0; settings.max_message + 1],
+            socket_file,
+            full: Throttle::default(),
+            dropped: Throttle::default(),
+        };
+        if let Some(key) = server {
+            side.peers.insert(DatagramPeer {
+                name: key.to_string(),
+                key,
+                line_end: b"",
+                last_active: Instant::now(),
+            });
+        }
+        side
+    }
+
+    fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        match &mut self.sock {
+            Dgram::Udp(s) => registry.register(s, SOCKET, Interest::READABLE),
+            Dgram::Unix(s) => registry.register(s, SOCKET, Interest::READABLE),
+        }
+    }
+
+    fn ready(&mut self, registry: &Registry, event: &mio::event::Event, out: &mut Vec<Event>) {
+        if event.is_writable() {
+            self.flush(registry, out);
+        }
+        if event.is_readable() || event.is_error() {
+            self.read(out);
+        }
+    }
+
+    fn read(&mut self, out: &mut Vec<Event>) {
+        self.unread = false;
+        if self.paused || self.stopped {
+            return;
+        }
+        for _ in 0..DATAGRAM_BUDGET {
+            if self.queued_bytes > HIGH_WATER {
+                // Backpressure: leave datagrams in the kernel (which drops what it cannot hold)
+                // until the replies already owed are out.
+                self.paused = true;
+                return;
+            }
+            let (n, from) = match self.sock.recv_from(&mut self.scratch) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if self.connected => {
+                    self.forget(Transport::server(), Closed::Failed(e), out);
+                    return;
+                }
+                Err(e) => {
+                    // An unconnected socket's errors (a vanished peer's ICMP) never stop the server.
+                    debug!("receive failed: {e}");
+                    continue;
+                }
+            };
+            let id = if self.connected {
+                Transport::server()
+            } else {
+                let Some(key) = from else {
+                    self.dropped.warn(format_args!(
+                        "datagram from a socket with no address dropped: no way to reply"
+                    ));
+                    continue;
+                };
+                match self.peer_for(key, out) {
+                    Some(id) => id,
+                    None => continue,
+                }
+            };
+            let Some(peer) = self.peers.get_mut(id) else {
+                continue;
+            };
+            peer.last_active = Instant::now();
+            if n > self.max_message {
+                self.dropped.warn(format_args!(
+                    "datagram of over {} bytes from {} dropped (--max-message {})",
+                    self.max_message, peer.name, self.max_message
+                ));
+                continue;
+            }
+            let (body, line_end) = strip_line_end(&self.scratch[..n]);
+            peer.line_end = line_end;
+            out.push(Event::Message(id, body.to_vec()));
+        }
+        self.unread = true;
+    }
+
+    fn peer_for(&mut self, key: PeerKey, out: &mut Vec<Event>) -> Option<PeerId> {
+        if let Some(&id) = self.by_key.get(&key) {
+            return Some(id);
+        }
+        if self.peers.len >= self.max_peers {
+            self.full.warn(format_args!(
+                "server full ({} peers, --max-clients): datagram from {key} dropped",
+                self.max_peers
+            ));
+            return None;
+        }
+        let id = self.peers.insert(DatagramPeer {
+            name: key.to_string(),
+            key: key.clone(),
+            line_end: b"",
+            last_active: Instant::now(),
+        });
+        self.by_key.insert(key, id);
+        out.push(Event::Connected(id));
+        Some(id)
+    }
+
+    fn send(&mut self, id: PeerId, message: &[u8], out: &mut Vec<Event>) {
+        let Some(peer) = self.peers.get(id) else {
+            return;
+        };
+        let mut datagram = Vec::with_capacity(message.len() + peer.line_end.len());
+        datagram.extend_from_slice(message);
+        datagram.extend_from_slice(peer.line_end);
+        if datagram.len() > self.max_message {
+            // Never send more than a peer may send us: the reply cap that stops amplification.
+            self.dropped.warn(format_args!(
+                "reply of {} bytes to {} not sent: over --max-message {}",
+                datagram.len(),
+                peer.name,
+                self.max_message
+            ));
+            return;
+        }
+        if self.queue.is_empty() {
+            match self.sock.send_to(&datagram, &peer.key, self.connected) {
+                Ok(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return self.send_failed(id, e, out),
+            }
+        }
+        if self.queued_bytes + datagram.len() > 4 * HIGH_WATER {
+            self.dropped.warn(format_args!(
+                "send queue full: reply to {} dropped",
+                peer.name
+            ));
+            return;
+        }
+        self.queued_bytes += datagram.len();
+        self.queue.push_back((peer.key.clone(), datagram));
+    }
+
+    fn send_failed(&mut self, id: PeerId, err: io::Error, out: &mut Vec<Event>) {
+        // A client's server, or a server's peer, that we cannot send to (refused, its socket file
+        // gone) is gone.
+        self.forget(id, Closed::Failed(err), out);
+    }
+
+    fn forget(&mut self, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
+        if let Some(peer) = self.peers.remove(id) {
+            self.by_key.remove(&peer.key);
+            out.push(Event::Closed {
+                peer: id,
+                name: peer.name,
+                reason,
+            });
+        }
+    }
+
+    fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        while let Some((key, datagram)) = self.queue.front() {
+            match self.sock.send_to(datagram, key, self.connected) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if let Some(&id) = self.by_key.get(key) {
+                        self.send_failed(id, e, out);
+                    } else if self.connected {
+                        self.send_failed(Transport::server(), e, out);
+                    }
+                }
+            }
+            if let Some((_, sent)) = self.queue.pop_front() {
+                self.queued_bytes -= sent.len();
+            }
+        }
+        let wants_write = !self.queue.is_empty();
+        if wants_write != self.wants_write {
+            let interest = if wants_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            match self.sock.reregister(registry, interest) {
+                Ok(()) => self.wants_write = wants_write,
+                Err(e) => warn!("cannot watch the socket for writing: {e}"),
+            }
+        }
+        if self.paused && self.queued_bytes <= LOW_WATER {
+            self.paused = false;
+            self.unread = true;
+        }
+    }
+
+    fn flush_all(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        if !self.queue.is_empty() && !self.wants_write {
+            self.flush(registry, out);
+        }
+    }
+
+    fn read_unread(&mut self, _registry: &Registry, out: &mut Vec<Event>) {
+        if self.unread {
+            self.read(out);
+        }
+    }
+
+    fn has_unread(&self) -> bool {
+        self.unread && !self.paused && !self.stopped
+    }
+
+    fn tick(&mut self, _registry: &Registry, idle: Option<Duration>, out: &mut Vec<Event>) {
+        let Some(idle) = idle.filter(|_| !self.connected) else {
+            return;
+        };
+        let now = Instant::now();
+        let stale: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.last_active) > idle)
+            .map(|(id, _)| id)
+            .collect();
+        for id in stale {
+            self.forget(id, Closed::Idle, out);
+        }
+    }
+
+    fn stop_reading(&mut self, _registry: &Registry) {
+        self.stopped = true;
+    }
+
+    fn has_output(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    fn peer_name(&self, id: PeerId) -> &str {
+        self.peers.get(id).map_or("(gone)", |p| p.name.as_str())
+    }
+
+    fn peer_count(&self) -> usize {
+        self.peers.len
+    }
+
+    fn local_name(&self) -> String {
+        match &self.sock {
+            Dgram::Udp(s) => s
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Dgram::Unix(_) => self
+                .socket_file
+                .as_deref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+        }
+    }
+}
+
+impl Drop for Datagrams {
+    fn drop(&mut self) {
+        if let Some(path) = &self.socket_file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Every address `host` names, or a clear error.
+fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|source| Error::Resolve {
+            host: host.to_string(),
+            source,
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::Resolve {
+            host: host.to_string(),
+            source: io::ErrorKind::NotFound.into(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// Tries `attempt` on each address in turn; on failure, the first failing address and its error.
+fn first_ok<T>(
+    addrs: Vec<SocketAddr>,
+    name: impl Fn(&dyn fmt::Display) -> String,
+    mut attempt: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> std::result::Result<T, (String, io::Error)> {
+    let mut first_err = None;
+    for addr in addrs {
+        match attempt(addr) {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                debug!("{}: {e}", name(&addr));
+                first_err.get_or_insert((name(&addr), e));
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| (String::new(), io::ErrorKind::NotFound.into())))
+}
+
+/// Removes a socket file left by a dead server; refuses to touch a live one or anything not a socket.
+fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
+    let what = format!("{proto} {}", path.display());
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Bind { what, source }),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(Error::Usage(format!(
+            "cannot listen on {what}: the file exists and is not a socket; not removing it"
+        )));
+    }
+    let probe = if proto.is_stream() {
+        std::os::unix::net::UnixStream::connect(path).map(drop)
+    } else {
+        std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(path))
+    };
+    match probe {
+        Ok(()) => Err(Error::Bind {
+            what,
+            source: io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another server is listening there",
+            ),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            info!(
+                "removing stale socket file {} (no server behind it)",
+                path.display()
+            );
+            std::fs::remove_file(path).map_err(|source| Error::Bind { what, source })
+        }
+        Err(source) => Err(Error::Bind { what, source }),
+    }
+}
+
+/// A fresh path for a Unix datagram client's own socket, which the server replies to.
+fn private_socket_path() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNT: AtomicU32 = AtomicU32::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("netpair-client-{}-{n}.sock", std::process::id()))
+}
+
+/// Lets a burst of thousands of connects wait in the kernel instead of being dropped
+/// (mio listens with a backlog of 1024; the kernel caps this at net.core.somaxconn).
+fn deepen_backlog(listener: &impl std::os::fd::AsRawFd) {
+    // SAFETY: listen(2) on a socket we own and that is already listening only changes its backlog.
+    unsafe {
+        libc::listen(listener.as_raw_fd(), 4096);
+    }
+}

@@ -1,0 +1,28 @@
+//! The server's transformation: Unicode uppercase for UTF-8, ASCII-only for any other bytes.
+
+/// Uppercases a message as Python's `str.upper()` would when it is valid UTF-8
+/// ("straße" → "STRASSE"); otherwise uppercases ASCII letters only and leaves every other byte as it is.
+pub fn upper(message: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(message) {
+        Ok(text) if text.is_ascii() => text.to_ascii_uppercase().into_bytes(),
+        Ok(text) => text.to_uppercase().into_bytes(),
+        Err(_) => message.to_ascii_uppercase(),
+    }
+}
+
+/// The most bytes uppercasing can produce per input byte (e.g. "ΐ", 2 bytes, becomes 6).
+pub const MAX_GROWTH: usize = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::upper;
+
+    #[test]
+    fn unicode_and_bytes() {
+        assert_eq!(upper(b"Hello TechBeamers"), b"HELLO TECHBEAMERS");
+        assert_eq!(upper("straße".as_bytes()), "STRASSE".as_bytes());
+        assert_eq!(upper("\u{390}".as_bytes()), "\u{399}\u{308}\u{301}".as_bytes());
+        assert_eq!(upper(b"a\xffb\x00"), b"A\xffB\x00");
+        assert_eq!(upper(b""), b"");
+    }
+}
