@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::compare::{self, CompareConfig};
 use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::transport::{Endpoint, Proto};
@@ -21,13 +22,7 @@ Exit status:
 #[command(name = "netpair", version, after_help = EXIT_STATUS)]
 pub struct Cli {
     /// Socket kind; `bench` takes a comma-separated list.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "tcp"
-    )]
+    #[arg(long, global = true, value_enum, value_delimiter = ',', default_value = "tcp")]
     pub proto: Vec<Proto>,
     /// Host name or address to listen on or connect to.
     #[arg(long, global = true, default_value = "127.0.0.1")]
@@ -67,6 +62,22 @@ pub enum Command {
     Server(ServerArgs),
     /// Send each stdin line as a message and print the replies; a line `q` ends.
     Client(ClientArgs),
+    /// Run one conversation over tcp, udp, unix and unixgram and show the differences side by side.
+    Compare(CompareArgs),
+}
+
+/// `compare` options.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Messages in the conversation.
+    #[arg(long, default_value_t = 20)]
+    pub messages: usize,
+    /// Bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    pub size: usize,
+    /// Use the lines of this file as the conversation instead.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }
 
 /// Server-only options.
@@ -157,6 +168,7 @@ pub struct ClientConfig {
 pub enum Config {
     Server(ServerConfig),
     Client(ClientConfig),
+    Compare(CompareConfig),
 }
 
 /// Largest UDP payload over IPv4 (65,535 − 20 − 8).
@@ -167,8 +179,14 @@ pub const LINE_MAX: usize = 1 << 20;
 impl Cli {
     /// Checks flags that clap cannot check alone and builds the settings.
     pub fn into_config(self) -> Result<Config> {
+        if let Command::Compare(args) = &self.command {
+            let lines =
+                compare::conversation(args.input.as_deref(), positive(args.messages, "--messages")?, args.size)?;
+            return Ok(Config::Compare(CompareConfig { lines, json: self.json }));
+        }
         let common = self.common()?;
         Ok(match self.command {
+            Command::Compare(_) => unreachable!("handled above"),
             Command::Server(args) => Config::Server(ServerConfig {
                 common,
                 reply: args.reply,
@@ -180,10 +198,7 @@ impl Cli {
                 if args.timeout.is_zero() {
                     return Err(Error::Usage("--timeout must be more than 0".into()));
                 }
-                Config::Client(ClientConfig {
-                    common,
-                    timeout: args.timeout,
-                })
+                Config::Client(ClientConfig { common, timeout: args.timeout })
             }
         })
     }
@@ -192,9 +207,7 @@ impl Cli {
         let proto = match self.proto.as_slice() {
             [one] => *one,
             _ => {
-                return Err(Error::Usage(
-                    "--proto takes one value here (a list is for bench)".into(),
-                ));
+                return Err(Error::Usage("--proto takes one value here (a list is for bench)".into()));
             }
         };
         Ok(Common {
@@ -210,20 +223,13 @@ impl Cli {
 
 fn endpoint(proto: Proto, host: &str, port: u16, path: Option<&PathBuf>) -> Result<Endpoint> {
     match (proto.is_unix(), path) {
-        (true, Some(path)) if path.as_os_str().is_empty() => {
-            Err(Error::Usage("--path must not be empty".into()))
-        }
+        (true, Some(path)) if path.as_os_str().is_empty() => Err(Error::Usage("--path must not be empty".into())),
         (true, Some(path)) => Ok(Endpoint::Path(path.clone())),
-        (true, None) => Err(Error::Usage(format!(
-            "--proto {proto} needs --path SOCKET_FILE"
-        ))),
-        (false, Some(_)) => Err(Error::Usage(format!(
-            "--path is for --proto unix or unixgram, not {proto} (use --host and --port)"
-        ))),
-        (false, None) => Ok(Endpoint::Inet {
-            host: host.to_string(),
-            port,
-        }),
+        (true, None) => Err(Error::Usage(format!("--proto {proto} needs --path SOCKET_FILE"))),
+        (false, Some(_)) => {
+            Err(Error::Usage(format!("--path is for --proto unix or unixgram, not {proto} (use --host and --port)")))
+        }
+        (false, None) => Ok(Endpoint::Inet { host: host.to_string(), port }),
     }
 }
 
@@ -248,22 +254,16 @@ fn positive(value: usize, flag: &str) -> Result<usize> {
 /// Parses `500ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 2s or 1m)"))?;
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (try 500ms, 2s or 1m)"))?;
     let scale = match unit {
         "ms" => 0.001,
         "" | "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
         _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-            ));
+            return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)"));
         }
     };
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is out of range"))
@@ -301,30 +301,12 @@ mod tests {
     #[test]
     fn unix_needs_path_and_udp_has_a_ceiling() {
         let cfg = |args: &[&str]| Cli::try_parse_from(args).unwrap().into_config();
+        assert!(matches!(cfg(&["netpair", "--proto", "unix", "server"]), Err(Error::Usage(_))));
+        assert!(matches!(cfg(&["netpair", "--path", "/tmp/x", "server"]), Err(Error::Usage(_))));
         assert!(matches!(
-            cfg(&["netpair", "--proto", "unix", "server"]),
+            cfg(&["netpair", "--proto", "udp", "--max-message", "70000", "server"]),
             Err(Error::Usage(_))
         ));
-        assert!(matches!(
-            cfg(&["netpair", "--path", "/tmp/x", "server"]),
-            Err(Error::Usage(_))
-        ));
-        assert!(matches!(
-            cfg(&[
-                "netpair",
-                "--proto",
-                "udp",
-                "--max-message",
-                "70000",
-                "server"
-            ]),
-            Err(Error::Usage(_))
-        ));
-        assert!(
-            cfg(&[
-                "netpair", "--proto", "unixgram", "--path", "/tmp/x", "client"
-            ])
-            .is_ok()
-        );
+        assert!(cfg(&["netpair", "--proto", "unixgram", "--path", "/tmp/x", "client"]).is_ok());
     }
 }

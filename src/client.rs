@@ -88,9 +88,10 @@ impl Client {
         let mut batch = Vec::new();
         self.next_message()?;
         while self.waiting.is_some() || !self.input_done {
-            let mut timeout = self.waiting.as_ref().map(|w| {
-                (w.sent_at + self.config.timeout).saturating_duration_since(Instant::now())
-            });
+            let mut timeout = self
+                .waiting
+                .as_ref()
+                .map(|w| (w.sent_at + self.config.timeout).saturating_duration_since(Instant::now()));
             if self.transport.has_unread() {
                 timeout = Some(Duration::ZERO);
             }
@@ -100,9 +101,7 @@ impl Client {
             for event in self.event_loop.events.iter() {
                 match event.token() {
                     SIGNALS => stop = true,
-                    token if Transport::owns(token) => {
-                        self.transport.ready(registry, event, &mut batch)
-                    }
+                    token if Transport::owns(token) => self.transport.ready(registry, event, &mut batch),
                     _ => {}
                 }
             }
@@ -132,10 +131,7 @@ impl Client {
                     let proto = self.config.common.proto;
                     let source = match reason {
                         Closed::Failed(err) => err,
-                        other => std::io::Error::new(
-                            std::io::ErrorKind::ConnectionAborted,
-                            other.to_string(),
-                        ),
+                        other => std::io::Error::new(std::io::ErrorKind::ConnectionAborted, other.to_string()),
                     };
                     let what = match source.kind() {
                         std::io::ErrorKind::ConnectionAborted => {
@@ -163,10 +159,8 @@ impl Client {
                 Ok(Input::TooLong { len }) => {
                     self.line_no += 1;
                     self.prompted = false;
-                    let why = format!(
-                        "{len} bytes is over the limit of {} (--max-message)",
-                        self.config.common.max_message
-                    );
+                    let why =
+                        format!("{len} bytes is over the limit of {} (--max-message)", self.config.common.max_message);
                     self.skip(&why)?;
                     continue;
                 }
@@ -187,24 +181,16 @@ impl Client {
                 self.input_done = true;
                 return Ok(());
             }
-            if line.is_empty()
-                && self.config.common.framing == Framing::Raw
-                && self.config.common.proto.is_stream()
-            {
+            if line.is_empty() && self.config.common.framing == Framing::Raw && self.config.common.proto.is_stream() {
                 self.skip("an empty message cannot travel over a stream with --framing raw (it is zero bytes)")?;
                 continue;
             }
             let sent_at = Instant::now();
             let mut closed = Vec::new();
             self.transport.send(Transport::server(), &line, &mut closed);
-            self.transport
-                .flush(self.event_loop.poll.registry(), &mut closed);
+            self.transport.flush(self.event_loop.poll.registry(), &mut closed);
             self.summary.sent += 1;
-            self.waiting = Some(Pending {
-                seq: self.summary.sent,
-                message: line,
-                sent_at,
-            });
+            self.waiting = Some(Pending { seq: self.summary.sent, message: line, sent_at });
             return self.handle(&mut closed);
         }
         Ok(())
@@ -246,9 +232,7 @@ impl Client {
         };
         if let Some(pending) = late_index.and_then(|i| self.overdue.remove(i)) {
             self.summary.late += 1;
-            return self
-                .report
-                .late(pending.seq, &reply, pending.sent_at.elapsed());
+            return self.report.late(pending.seq, &reply, pending.sent_at.elapsed());
         }
         match self.waiting.take() {
             Some(pending) => {
@@ -258,10 +242,7 @@ impl Client {
                 self.report.reply(pending.seq, &reply, rtt)
             }
             None => {
-                warn!(
-                    "unexpected reply (no message is waiting for one): {}",
-                    String::from_utf8_lossy(&reply)
-                );
+                warn!("unexpected reply (no message is waiting for one): {}", String::from_utf8_lossy(&reply));
                 Ok(())
             }
         }

@@ -29,10 +29,7 @@ impl Error {
 
     /// Wraps an I/O error with what was being done.
     pub fn io(what: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            what: what.into(),
-            source,
-        }
+        Error::Io { what: what.into(), source }
     }
 
     /// True when the error is a closed stdout, which ends quietly.

@@ -33,12 +33,9 @@ impl EventLoop {
     /// A poll watching `transport` and, when `catch_signals`, SIGINT and SIGTERM.
     pub fn new(transport: &mut Transport, catch_signals: bool) -> Result<Self> {
         let poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
-        transport
-            .register(poll.registry())
-            .map_err(|e| Error::io("watching the socket", e))?;
+        transport.register(poll.registry()).map_err(|e| Error::io("watching the socket", e))?;
         let signals = if catch_signals {
-            let mut signals =
-                Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("catching signals", e))?;
+            let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("catching signals", e))?;
             poll.registry()
                 .register(&mut signals, SIGNALS, Interest::READABLE)
                 .map_err(|e| Error::io("catching signals", e))?;
@@ -46,22 +43,12 @@ impl EventLoop {
         } else {
             None
         };
-        Ok(EventLoop {
-            poll,
-            events: Events::with_capacity(1024),
-            signals,
-            waker: None,
-        })
+        Ok(EventLoop { poll, events: Events::with_capacity(1024), signals, waker: None })
     }
 
     /// Starts reading lines of at most `max` bytes from `input` on a thread that wakes this loop.
-    pub fn read_lines(
-        &mut self,
-        input: Box<dyn BufRead + Send>,
-        max: usize,
-    ) -> Result<Receiver<Input>> {
-        let waker = Waker::new(self.poll.registry(), STDIN)
-            .map_err(|e| Error::io("creating a waker", e))?;
+    pub fn read_lines(&mut self, input: Box<dyn BufRead + Send>, max: usize) -> Result<Receiver<Input>> {
+        let waker = Waker::new(self.poll.registry(), STDIN).map_err(|e| Error::io("creating a waker", e))?;
         let waker = Arc::new(waker);
         self.waker = Some(waker.clone());
         Ok(stdin::spawn(input, max, waker))
@@ -70,17 +57,13 @@ impl EventLoop {
     /// Waits for events, at most `timeout`; a signal interrupting the wait is not an error.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
         match self.poll.poll(&mut self.events, timeout) {
-            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
-                Err(Error::io("waiting for events", e))
-            }
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(Error::io("waiting for events", e)),
             _ => Ok(()),
         }
     }
 
     /// Takes the signals caught since the last call: true if SIGINT or SIGTERM came.
     pub fn stop_requested(&mut self) -> bool {
-        self.signals
-            .as_mut()
-            .is_some_and(|s| s.pending().count() > 0)
+        self.signals.as_mut().is_some_and(|s| s.pending().count() > 0)
     }
 }

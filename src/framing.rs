@@ -28,10 +28,7 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 impl LineFramer {
     /// A framer that accepts lines of up to `max` bytes (line end excluded).
     pub fn new(max: usize) -> Self {
-        LineFramer {
-            partial: Vec::new(),
-            max,
-        }
+        LineFramer { partial: Vec::new(), max }
     }
 
     /// Feeds `data`, calling `emit` with each completed line (line end stripped).
@@ -81,11 +78,7 @@ impl LineFramer {
     }
 
     fn check<'a>(&self, line: &'a [u8]) -> Result<&'a [u8], TooLong> {
-        if line.len() > self.max {
-            Err(TooLong { seen: line.len() })
-        } else {
-            Ok(line)
-        }
+        if line.len() > self.max { Err(TooLong { seen: line.len() }) } else { Ok(line) }
     }
 }
 
@@ -120,10 +113,7 @@ mod tests {
     fn splits_and_joins_across_reads() {
         let mut f = LineFramer::new(100);
         let got = lines(&mut f, &[b"he", b"llo\nwor", b"ld\r", b"\n\n", b"tail"]).unwrap();
-        assert_eq!(
-            got,
-            vec![b"hello".to_vec(), b"world".to_vec(), b"".to_vec()]
-        );
+        assert_eq!(got, vec![b"hello".to_vec(), b"world".to_vec(), b"".to_vec()]);
         assert_eq!(f.finish(), Some(b"tail".to_vec()));
         assert_eq!(f.finish(), None);
     }
@@ -131,14 +121,8 @@ mod tests {
     #[test]
     fn bound_is_inclusive_and_enforced() {
         let mut f = LineFramer::new(5);
-        assert_eq!(
-            lines(&mut f, &[b"12345\n"]).unwrap(),
-            vec![b"12345".to_vec()]
-        );
-        assert_eq!(
-            lines(&mut f, &[b"12345\r\n"]).unwrap(),
-            vec![b"12345".to_vec()]
-        );
+        assert_eq!(lines(&mut f, &[b"12345\n"]).unwrap(), vec![b"12345".to_vec()]);
+        assert_eq!(lines(&mut f, &[b"12345\r\n"]).unwrap(), vec![b"12345".to_vec()]);
         assert_eq!(lines(&mut f, &[b"123456\n"]), Err(TooLong { seen: 6 }));
         let mut f = LineFramer::new(5);
         assert_eq!(lines(&mut f, &[b"123", b"4567"]), Err(TooLong { seen: 7 }));

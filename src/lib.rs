@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod error;
 pub mod event_loop;
 pub mod framing;
@@ -42,21 +43,21 @@ pub fn run(config: Config) -> Result<u8> {
                 );
             }
             let common = config.common.clone();
-            let result = server::Server::bind(config, report_for(&common), true)
-                .and_then(|server| server.run(stdin()));
+            let result = server::Server::bind(config, report_for(&common), true).and_then(|server| server.run(stdin()));
             with_json_error(&common, result).map(|()| 0)
         }
         Config::Client(config) => {
             let common = config.common.clone();
-            let summary = with_json_error(
-                &common,
-                client::run(config, report_for(&common), stdin(), true),
-            )?;
-            Ok(if summary.lost + summary.not_sent > 0 {
-                EXIT_LOST
-            } else {
-                0
-            })
+            let summary = with_json_error(&common, client::run(config, report_for(&common), stdin(), true))?;
+            Ok(if summary.lost + summary.not_sent > 0 { EXIT_LOST } else { 0 })
+        }
+        Config::Compare(config) => {
+            // The in-process servers' warnings (an oversized probe dropped, say) are part of the
+            // measurement, not news: keep them out of the table unless -v asked for them.
+            if log::max_level() <= log::LevelFilter::Warn {
+                log::set_max_level(log::LevelFilter::Error);
+            }
+            compare::run(&config).map(|()| 0)
         }
     }
 }

@@ -40,30 +40,12 @@ impl Summary {
 impl Report {
     /// A report on the process's stdout and stderr.
     pub fn new(proto: Proto, json: bool, prompt: bool) -> Self {
-        Report::to(
-            proto,
-            json,
-            prompt,
-            Box::new(io::stdout()),
-            Box::new(io::stderr()),
-        )
+        Report::to(proto, json, prompt, Box::new(io::stdout()), Box::new(io::stderr()))
     }
 
     /// A report into any pair of writers (in-process runs capture them).
-    pub fn to(
-        proto: Proto,
-        json: bool,
-        prompt: bool,
-        out: Box<dyn Write + Send>,
-        err: Box<dyn Write + Send>,
-    ) -> Self {
-        Report {
-            json,
-            proto,
-            prompt: prompt && !json,
-            out,
-            err,
-        }
+    pub fn to(proto: Proto, json: bool, prompt: bool, out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Self {
+        Report { json, proto, prompt: prompt && !json, out, err }
     }
 
     /// `Listening on tcp 127.0.0.1:5001`: the real bound address, first line of a server's output.
@@ -84,25 +66,11 @@ impl Report {
     }
 
     /// A message and its uppercase form, tagged with the peer when several are connected.
-    pub fn message(
-        &mut self,
-        peer: &str,
-        tagged: bool,
-        message: &[u8],
-        upper: &[u8],
-    ) -> Result<()> {
+    pub fn message(&mut self, peer: &str, tagged: bool, message: &[u8], upper: &[u8]) -> Result<()> {
         if self.json {
-            return self.event("message", |j| {
-                j.str("peer", peer)
-                    .bytes("message", message)
-                    .bytes("upper", upper)
-            });
+            return self.event("message", |j| j.str("peer", peer).bytes("message", message).bytes("upper", upper));
         }
-        let tag = if tagged {
-            format!("[{peer}] ")
-        } else {
-            String::new()
-        };
+        let tag = if tagged { format!("[{peer}] ") } else { String::new() };
         let mut text = Vec::with_capacity(64 + 2 * message.len());
         text.extend_from_slice(format!("{tag}from connected user: ").as_bytes());
         text.extend_from_slice(message);
@@ -123,9 +91,7 @@ impl Report {
     /// A peer went away: `Disconnected: ADDR`, with the reason unless it simply closed.
     pub fn disconnected(&mut self, peer: &str, reason: &Closed) -> Result<()> {
         if self.json {
-            return self.event("disconnect", |j| {
-                j.str("peer", peer).str("reason", &reason.to_string())
-            });
+            return self.event("disconnect", |j| j.str("peer", peer).str("reason", &reason.to_string()));
         }
         match reason {
             Closed::ByPeer => self.line(format_args!("Disconnected: {peer}")),
@@ -144,11 +110,7 @@ impl Report {
     /// A reply that came in time: `Received from server: REPLY`.
     pub fn reply(&mut self, seq: u64, reply: &[u8], rtt: Duration) -> Result<()> {
         if self.json {
-            return self.event("reply", |j| {
-                j.int("seq", seq)
-                    .bytes("reply", reply)
-                    .num("rtt_ms", millis(rtt))
-            });
+            return self.event("reply", |j| j.int("seq", seq).bytes("reply", reply).num("rtt_ms", millis(rtt)));
         }
         let mut text = b"Received from server: ".to_vec();
         text.extend_from_slice(reply);
@@ -159,30 +121,18 @@ impl Report {
     /// No reply to message `seq` within the timeout.
     pub fn timeout(&mut self, seq: u64, waited: Duration) -> Result<()> {
         if self.json {
-            return self.event("timeout", |j| {
-                j.int("seq", seq).num("waited_ms", millis(waited))
-            });
+            return self.event("timeout", |j| j.int("seq", seq).num("waited_ms", millis(waited)));
         }
-        self.note(format_args!(
-            "no reply to message {seq} within {}",
-            human(waited)
-        ))
+        self.note(format_args!("no reply to message {seq} within {}", human(waited)))
     }
 
     /// A reply to message `seq` that came after its timeout.
     pub fn late(&mut self, seq: u64, reply: &[u8], after: Duration) -> Result<()> {
         if self.json {
-            return self.event("late", |j| {
-                j.int("seq", seq)
-                    .bytes("reply", reply)
-                    .num("rtt_ms", millis(after))
-            });
+            return self.event("late", |j| j.int("seq", seq).bytes("reply", reply).num("rtt_ms", millis(after)));
         }
         let shown = String::from_utf8_lossy(reply);
-        self.note(format_args!(
-            "late reply to message {seq}, after {}: {shown}",
-            human(after)
-        ))
+        self.note(format_args!("late reply to message {seq}, after {}: {shown}", human(after)))
     }
 
     /// A line that was not sent, and why.
@@ -198,10 +148,7 @@ impl Report {
         let spread = s.rtt_spread();
         if self.json {
             return self.event("summary", |j| {
-                j.int("sent", s.sent)
-                    .int("received", s.received)
-                    .int("lost", s.lost)
-                    .int("late", s.late);
+                j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
                 j.int("not_sent", s.not_sent);
                 if let Some((min, median, max)) = spread {
                     j.num("rtt_min_ms", millis(min))
@@ -211,10 +158,7 @@ impl Report {
                 j
             });
         }
-        let mut text = format!(
-            "sent {}, received {}, lost {}, late {}",
-            s.sent, s.received, s.lost, s.late
-        );
+        let mut text = format!("sent {}, received {}, lost {}, late {}", s.sent, s.received, s.lost, s.late);
         if s.not_sent > 0 {
             let _ = write!(text, ", not sent {}", s.not_sent);
         }
@@ -233,13 +177,9 @@ impl Report {
     /// The server's closing line.
     pub fn server_summary(&mut self, clients: u64, messages: u64) -> Result<()> {
         if self.json {
-            return self.event("summary", |j| {
-                j.int("clients", clients).int("messages", messages)
-            });
+            return self.event("summary", |j| j.int("clients", clients).int("messages", messages));
         }
-        self.note(format_args!(
-            "served {clients} clients, {messages} messages"
-        ))
+        self.note(format_args!("served {clients} clients, {messages} messages"))
     }
 
     /// A fatal error, as a JSON event (the text form goes to stderr from `main`).
@@ -266,16 +206,11 @@ impl Report {
 
     fn event(&mut self, name: &str, fields: impl FnOnce(&mut Json) -> &mut Json) -> Result<()> {
         let mut json = Json::default();
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        json.num("ts", ts)
-            .str("event", name)
-            .str("proto", self.proto.name());
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        json.num("ts", ts).str("event", name).str("proto", self.proto.name());
         fields(&mut json);
-        json.text.push_str("}\n");
-        self.write(json.text.as_bytes())
+        let line = json.finish() + "\n";
+        self.write(line.as_bytes())
     }
 }
 
@@ -310,6 +245,11 @@ impl Json {
                 self.str(&format!("{key}_hex"), &hex)
             }
         }
+    }
+
+    /// The object, closed.
+    pub fn finish(&self) -> String {
+        format!("{}}}", self.text)
     }
 
     /// A whole-number field.
@@ -350,11 +290,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 fn human(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
+    if d < Duration::from_secs(1) { format!("{}ms", d.as_millis()) } else { format!("{:.1}s", d.as_secs_f64()) }
 }
 
 #[cfg(test)]
@@ -364,12 +300,7 @@ mod tests {
     #[test]
     fn json_escapes_and_hex() {
         let mut j = Json::default();
-        j.str("a", "q\"\\\n\u{1}")
-            .bytes("m", b"ok")
-            .bytes("x", b"\xff\x00");
-        assert_eq!(
-            j.text,
-            r#"{"a":"q\"\\\n\u0001","m":"ok","x":"�\u0000","x_hex":"ff00""#
-        );
+        j.str("a", "q\"\\\n\u{1}").bytes("m", b"ok").bytes("x", b"\xff\x00");
+        assert_eq!(j.text, r#"{"a":"q\"\\\n\u0001","m":"ok","x":"�\u0000","x_hex":"ff00""#);
     }
 }

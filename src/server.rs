@@ -73,8 +73,7 @@ impl Server {
     pub fn bind(config: ServerConfig, report: Report, catch_signals: bool) -> Result<Server> {
         let mut transport = Transport::listen(&settings(&config), &config.common.endpoint)?;
         let event_loop = EventLoop::new(&mut transport, catch_signals)?;
-        let stop_waker = Waker::new(event_loop.poll.registry(), STOP)
-            .map_err(|e| Error::io("creating a waker", e))?;
+        let stop_waker = Waker::new(event_loop.poll.registry(), STOP).map_err(|e| Error::io("creating a waker", e))?;
         Ok(Server {
             config,
             transport,
@@ -98,19 +97,13 @@ impl Server {
 
     /// A handle that stops this server from another thread.
     pub fn stopper(&self) -> Stopper {
-        Stopper {
-            flag: self.stop_flag.clone(),
-            waker: self.stop_waker.clone(),
-        }
+        Stopper { flag: self.stop_flag.clone(), waker: self.stop_waker.clone() }
     }
 
     /// Serves until `--once` is done or a stop is asked for; replies come from `input` with `--reply stdin`.
     pub fn run(mut self, input: Box<dyn BufRead + Send>) -> Result<()> {
         if self.config.reply == Reply::Stdin {
-            self.lines = Some(
-                self.event_loop
-                    .read_lines(input, self.config.common.max_message)?,
-            );
+            self.lines = Some(self.event_loop.read_lines(input, self.config.common.max_message)?);
         }
         self.report.listening(&self.transport.local_name())?;
         let mut batch = Vec::new();
@@ -129,32 +122,23 @@ impl Server {
                 match event.token() {
                     STDIN => {}
                     SIGNALS | STOP => stop = true,
-                    token if Transport::owns(token) => {
-                        self.transport.ready(registry, event, &mut batch)
-                    }
+                    token if Transport::owns(token) => self.transport.ready(registry, event, &mut batch),
                     _ => {}
                 }
             }
             self.handle(&mut batch)?;
             self.answer_from_stdin()?;
-            self.transport
-                .read_unread(self.event_loop.poll.registry(), &mut batch);
+            self.transport.read_unread(self.event_loop.poll.registry(), &mut batch);
             self.handle(&mut batch)?;
-            self.transport
-                .flush(self.event_loop.poll.registry(), &mut batch);
+            self.transport.flush(self.event_loop.poll.registry(), &mut batch);
             self.handle(&mut batch)?;
             if Instant::now() >= next_tick {
-                self.transport.tick(
-                    self.event_loop.poll.registry(),
-                    self.config.idle_timeout,
-                    &mut batch,
-                );
+                self.transport.tick(self.event_loop.poll.registry(), self.config.idle_timeout, &mut batch);
                 self.handle(&mut batch)?;
                 next_tick = Instant::now() + TICK;
             }
 
-            let stop =
-                stop && (self.event_loop.stop_requested() || self.stop_flag.load(Ordering::SeqCst));
+            let stop = stop && (self.event_loop.stop_requested() || self.stop_flag.load(Ordering::SeqCst));
             if (stop || self.done) && draining_until.is_none() {
                 debug!("stopping: writing the replies already due");
                 self.transport.stop_reading(self.event_loop.poll.registry());
@@ -198,8 +182,7 @@ impl Server {
         self.messages += 1;
         let upper = upper(message);
         let name = self.transport.peer_name(peer);
-        self.report
-            .message(name, self.transport.peer_count() > 1, message, &upper)?;
+        self.report.message(name, self.transport.peer_count() > 1, message, &upper)?;
         let reply = match self.config.reply {
             Reply::Upper => upper,
             Reply::Echo => message.to_vec(),
@@ -235,10 +218,7 @@ impl Server {
                 }
                 Err(TryRecvError::Empty) => return Ok(()),
                 Ok(Input::End) | Ok(Input::Failed(_)) | Err(TryRecvError::Disconnected) => {
-                    warn!(
-                        "stdin has ended: {} message(s) will get no reply",
-                        self.owed.len()
-                    );
+                    warn!("stdin has ended: {} message(s) will get no reply", self.owed.len());
                     self.owed.clear();
                     self.lines = None;
                     return Ok(());
@@ -259,20 +239,14 @@ impl Server {
 
 /// Raises the open-file limit to its hard maximum, so many clients can connect; returns the limit.
 pub fn raise_open_file_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return 1024;
         }
         if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
                 limit.rlim_cur = limit.rlim_max;
             }

@@ -25,11 +25,7 @@ pub enum Input {
 const READ_AHEAD: usize = 64;
 
 /// Reads lines of up to `max` bytes from `reader` on a new thread; wakes `waker` after each one.
-pub fn spawn(
-    reader: impl BufRead + Send + 'static,
-    max: usize,
-    waker: Arc<Waker>,
-) -> Receiver<Input> {
+pub fn spawn(reader: impl BufRead + Send + 'static, max: usize, waker: Arc<Waker>) -> Receiver<Input> {
     let (tx, rx) = sync_channel(READ_AHEAD);
     let mut reader = reader;
     thread::spawn(move || {
@@ -52,10 +48,7 @@ pub fn spawn(
 
 /// Reads one line of at most `max` bytes (line end excluded), never holding more than that in memory.
 /// `Ok(None)` at end of input; `Ok(Some(Err(len)))` for a line over the bound, which is consumed whole.
-pub fn read_line(
-    reader: &mut impl BufRead,
-    max: usize,
-) -> io::Result<Option<Result<Vec<u8>, usize>>> {
+pub fn read_line(reader: &mut impl BufRead, max: usize) -> io::Result<Option<Result<Vec<u8>, usize>>> {
     let mut line = Vec::new();
     let mut seen = 0usize;
     loop {
@@ -108,17 +101,9 @@ mod tests {
     fn lines_and_bounds() {
         assert_eq!(
             all(b"a\r\nbb\n\nlast", 10),
-            vec![
-                Ok(b"a".to_vec()),
-                Ok(b"bb".to_vec()),
-                Ok(vec![]),
-                Ok(b"last".to_vec())
-            ]
+            vec![Ok(b"a".to_vec()), Ok(b"bb".to_vec()), Ok(vec![]), Ok(b"last".to_vec())]
         );
-        assert_eq!(
-            all(b"12345\n123456\nok\n", 5),
-            vec![Ok(b"12345".to_vec()), Err(6), Ok(b"ok".to_vec())]
-        );
+        assert_eq!(all(b"12345\n123456\nok\n", 5), vec![Ok(b"12345".to_vec()), Err(6), Ok(b"ok".to_vec())]);
         assert_eq!(all(b"12345\r\n", 5), vec![Ok(b"12345".to_vec())]);
         assert!(all(b"", 5).is_empty());
     }

@@ -95,6 +95,8 @@ const LOW_WATER: usize = 64 * 1024;
 /// Bytes read from one connection (or datagrams from one socket) before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
 const DATAGRAM_BUDGET: usize = 256;
+/// The largest datagram buffer kept, whatever --max-message says (Linux's Unix datagrams stop near 200 KiB).
+const DATAGRAM_CEILING: usize = 4 << 20;
 /// Output buffers bigger than this are handed back to the allocator once empty.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
@@ -107,11 +109,7 @@ pub struct PeerId(usize);
 pub enum Event {
     Connected(PeerId),
     Message(PeerId, Vec<u8>),
-    Closed {
-        peer: PeerId,
-        name: String,
-        reason: Closed,
-    },
+    Closed { peer: PeerId, name: String, reason: Closed },
 }
 
 /// Why a peer went away.
@@ -173,50 +171,29 @@ impl Transport {
             }
             (Proto::Unix, Endpoint::Path(path)) => {
                 clear_stale_socket(proto, path)?;
-                let listener = UnixListener::bind(path).map_err(|source| Error::Bind {
-                    what: named(&path.display()),
-                    source,
-                })?;
+                let listener =
+                    UnixListener::bind(path).map_err(|source| Error::Bind { what: named(&path.display()), source })?;
                 deepen_backlog(&listener);
-                Transport::Stream(Streams::new(
-                    settings,
-                    Some(Listener::Unix(listener)),
-                    Some(path.clone()),
-                ))
+                Transport::Stream(Streams::new(settings, Some(Listener::Unix(listener)), Some(path.clone())))
             }
             (Proto::Unixgram, Endpoint::Path(path)) => {
                 clear_stale_socket(proto, path)?;
-                let sock = UnixDatagram::bind(path).map_err(|source| Error::Bind {
-                    what: named(&path.display()),
-                    source,
-                })?;
-                Transport::Datagram(Datagrams::new(
-                    settings,
-                    Dgram::Unix(sock),
-                    None,
-                    Some(path.clone()),
-                ))
+                let sock =
+                    UnixDatagram::bind(path).map_err(|source| Error::Bind { what: named(&path.display()), source })?;
+                Transport::Datagram(Datagrams::new(settings, Dgram::Unix(sock), None, Some(path.clone())))
             }
             _ => {
-                return Err(Error::Usage(format!(
-                    "--proto {proto} does not go with {endpoint}"
-                )));
+                return Err(Error::Usage(format!("--proto {proto} does not go with {endpoint}")));
             }
         })
     }
 
     /// Connects a client to `endpoint`, trying every address a host name resolves to (streams)
     /// within `timeout` each. The server is the transport's only peer, [`Transport::server`].
-    pub fn connect(
-        settings: &Settings,
-        endpoint: &Endpoint,
-        timeout: Duration,
-    ) -> Result<Transport> {
+    pub fn connect(settings: &Settings, endpoint: &Endpoint, timeout: Duration) -> Result<Transport> {
         let proto = settings.proto;
-        let failed = |what: String, source| Error::Connect {
-            what: format!("cannot connect to {proto} {what}"),
-            source,
-        };
+        let failed =
+            |what: String, source| Error::Connect { what: format!("cannot connect to {proto} {what}"), source };
         Ok(match (proto, endpoint) {
             (Proto::Tcp, Endpoint::Inet { host, port }) => {
                 let stream = first_ok(
@@ -225,79 +202,47 @@ impl Transport {
                     |addr| std::net::TcpStream::connect_timeout(&addr, timeout),
                 )
                 .map_err(|(what, source)| failed(what, source))?;
-                let name = stream
-                    .peer_addr()
-                    .map_or_else(|_| endpoint.to_string(), |a| a.to_string());
-                stream
-                    .set_nonblocking(true)
-                    .map_err(|e| failed(name.clone(), e))?;
-                Transport::Stream(Streams::client(
-                    settings,
-                    Stream::Tcp(TcpStream::from_std(stream)),
-                    name,
-                ))
+                let name = stream.peer_addr().map_or_else(|_| endpoint.to_string(), |a| a.to_string());
+                stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
+                Transport::Stream(Streams::client(settings, Stream::Tcp(TcpStream::from_std(stream)), name))
             }
             (Proto::Unix, Endpoint::Path(path)) => {
                 let name = path.display().to_string();
-                let stream = std::os::unix::net::UnixStream::connect(path)
-                    .map_err(|e| failed(name.clone(), e))?;
-                stream
-                    .set_nonblocking(true)
-                    .map_err(|e| failed(name.clone(), e))?;
-                Transport::Stream(Streams::client(
-                    settings,
-                    Stream::Unix(UnixStream::from_std(stream)),
-                    name,
-                ))
+                let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| failed(name.clone(), e))?;
+                stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
+                Transport::Stream(Streams::client(settings, Stream::Unix(UnixStream::from_std(stream)), name))
             }
             (Proto::Udp, Endpoint::Inet { host, port }) => {
                 let sock = first_ok(
                     resolve(host, *port)?,
                     |a| a.to_string(),
                     |addr| {
-                        let local: SocketAddr = if addr.is_ipv4() {
-                            ([0, 0, 0, 0], 0).into()
-                        } else {
-                            ([0u16; 8], 0).into()
-                        };
+                        let local: SocketAddr =
+                            if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
                         let sock = UdpSocket::bind(local)?;
                         sock.connect(addr)?;
                         Ok(sock)
                     },
                 )
                 .map_err(|(what, source)| failed(what, source))?;
-                let server = sock
-                    .peer_addr()
-                    .map_err(|e| failed(endpoint.to_string(), e))?;
-                Transport::Datagram(Datagrams::new(
-                    settings,
-                    Dgram::Udp(sock),
-                    Some(PeerKey::Inet(server)),
-                    None,
-                ))
+                let server = sock.peer_addr().map_err(|e| failed(endpoint.to_string(), e))?;
+                Transport::Datagram(Datagrams::new(settings, Dgram::Udp(sock), Some(PeerKey::Inet(server)), None))
             }
             (Proto::Unixgram, Endpoint::Path(path)) => {
                 let name = path.display().to_string();
                 let own = private_socket_path();
-                let sock = UnixDatagram::bind(&own)
-                    .map_err(|e| failed(format!("{name} (binding {})", own.display()), e));
+                let sock =
+                    UnixDatagram::bind(&own).map_err(|e| failed(format!("{name} (binding {})", own.display()), e));
                 let sock = sock?;
                 // From here the private path is removed on drop, whatever happens next.
-                let side = Datagrams::new(
-                    settings,
-                    Dgram::Unix(sock),
-                    Some(PeerKey::Path(path.clone())),
-                    Some(own),
-                );
+                let side = Datagrams::new(settings, Dgram::Unix(sock), Some(PeerKey::Path(path.clone())), Some(own));
                 if let Dgram::Unix(sock) = &side.sock {
                     sock.connect(path).map_err(|e| failed(name, e))?;
                 }
                 Transport::Datagram(side)
             }
             _ => {
-                return Err(Error::Usage(format!(
-                    "--proto {proto} does not go with {endpoint}"
-                )));
+                return Err(Error::Usage(format!("--proto {proto} does not go with {endpoint}")));
             }
         })
     }
@@ -387,11 +332,7 @@ struct Slots<T> {
 
 impl<T> Slots<T> {
     fn new() -> Self {
-        Slots {
-            items: Vec::new(),
-            free: Vec::new(),
-            len: 0,
-        }
+        Slots { items: Vec::new(), free: Vec::new(), len: 0 }
     }
 
     fn insert(&mut self, item: T) -> PeerId {
@@ -424,10 +365,7 @@ impl<T> Slots<T> {
     }
 
     fn iter(&self) -> impl Iterator<Item = (PeerId, &T)> {
-        self.items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| Some((PeerId(i), item.as_ref()?)))
+        self.items.iter().enumerate().filter_map(|(i, item)| Some((PeerId(i), item.as_ref()?)))
     }
 }
 
@@ -449,10 +387,7 @@ struct Throttle {
 impl Throttle {
     fn warn(&mut self, text: fmt::Arguments<'_>) {
         let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
-        {
+        if self.last.is_some_and(|last| now.duration_since(last) < Duration::from_secs(1)) {
             self.held += 1;
             return;
         }
@@ -498,24 +433,14 @@ impl Write for Stream {
 }
 
 impl Source for Stream {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interest),
             Stream::Unix(s) => s.register(registry, token, interest),
         }
     }
 
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
+    fn reregister(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interest),
             Stream::Unix(s) => s.reregister(registry, token, interest),
@@ -608,8 +533,7 @@ impl Streams {
             let _ = s.set_nodelay(true);
         }
         let mut side = Streams::new(settings, None, None);
-        side.conns
-            .insert(Conn::new(sock, name, settings.max_message));
+        side.conns.insert(Conn::new(sock, name, settings.max_message));
         side
     }
 
@@ -659,10 +583,7 @@ impl Streams {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) =>
                 {
                     // The connection stays in the backlog; try again on the next tick rather than spin.
                     self.full.warn(format_args!(
@@ -682,17 +603,10 @@ impl Streams {
                 name = format!("peer#{}", self.accepted);
             }
             if self.conns.len >= self.max_peers {
-                self.full.warn(format_args!(
-                    "server full ({} clients, --max-clients): turned away {name}",
-                    self.max_peers
-                ));
-                let _ = sock.write(
-                    format!(
-                        "netpair: server full ({} clients); try again later\n",
-                        self.max_peers
-                    )
-                    .as_bytes(),
-                );
+                self.full
+                    .warn(format_args!("server full ({} clients, --max-clients): turned away {name}", self.max_peers));
+                let _ = sock
+                    .write(format!("netpair: server full ({} clients); try again later\n", self.max_peers).as_bytes());
                 continue;
             }
             let id = self.conns.insert(Conn::new(sock, name, self.max_message));
@@ -718,11 +632,7 @@ impl Streams {
         loop {
             if conn.unwritten() > HIGH_WATER {
                 // Backpressure: this peer is not reading its replies, so stop reading its messages.
-                debug!(
-                    "pausing {}: {} bytes of replies unread",
-                    conn.name,
-                    conn.unwritten()
-                );
+                debug!("pausing {}: {} bytes of replies unread", conn.name, conn.unwritten());
                 conn.paused = true;
                 break;
             }
@@ -749,9 +659,7 @@ impl Streams {
             match self.framing {
                 Framing::Raw => out.push(Event::Message(id, data.to_vec())),
                 Framing::Line => {
-                    let pushed = conn
-                        .framer
-                        .push(data, |line| out.push(Event::Message(id, line.to_vec())));
+                    let pushed = conn.framer.push(data, |line| out.push(Event::Message(id, line.to_vec())));
                     if let Err(too_long) = pushed {
                         warn!(
                             "{} sent a line of over {} bytes (--max-message {}); closing it",
@@ -782,10 +690,7 @@ impl Streams {
             return;
         };
         if self.framing == Framing::Raw && message.is_empty() {
-            debug!(
-                "empty reply to {} not sent: a raw stream cannot carry an empty message",
-                conn.name
-            );
+            debug!("empty reply to {} not sent: a raw stream cannot carry an empty message", conn.name);
             return;
         }
         conn.output.extend_from_slice(message);
@@ -826,12 +731,7 @@ impl Streams {
         while conn.unwritten() > 0 {
             match conn.sock.write(&conn.output[conn.written..]) {
                 Ok(0) => {
-                    return self.close(
-                        registry,
-                        id,
-                        Closed::Failed(io::ErrorKind::WriteZero.into()),
-                        out,
-                    );
+                    return self.close(registry, id, Closed::Failed(io::ErrorKind::WriteZero.into()), out);
                 }
                 Ok(n) => conn.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -852,11 +752,7 @@ impl Streams {
         // Ask for WRITABLE only while output waits, so an idle connection costs no wake-ups.
         let wants_write = conn.unwritten() > 0;
         if wants_write != conn.wants_write {
-            let interest = if wants_write {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
+            let interest = if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
             if let Err(e) = registry.reregister(&mut conn.sock, token(id), interest) {
                 return self.close(registry, id, Closed::Failed(e), out);
             }
@@ -872,11 +768,7 @@ impl Streams {
     fn close(&mut self, registry: &Registry, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
         if let Some(mut conn) = self.conns.remove(id) {
             let _ = registry.deregister(&mut conn.sock);
-            out.push(Event::Closed {
-                peer: id,
-                name: conn.name,
-                reason,
-            });
+            out.push(Event::Closed { peer: id, name: conn.name, reason });
         }
     }
 
@@ -929,13 +821,10 @@ impl Streams {
 
     fn local_name(&self) -> String {
         match &self.listener {
-            Some(Listener::Tcp(l)) => l
-                .local_addr()
-                .map_or_else(|e| e.to_string(), |a| a.to_string()),
-            Some(Listener::Unix(_)) => self
-                .socket_file
-                .as_deref()
-                .map_or_else(String::new, |p| p.display().to_string()),
+            Some(Listener::Tcp(l)) => l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Some(Listener::Unix(_)) => {
+                self.socket_file.as_deref().map_or_else(String::new, |p| p.display().to_string())
+            }
             None => String::new(),
         }
     }
@@ -976,9 +865,9 @@ impl Dgram {
     fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Option<PeerKey>)> {
         match self {
             Dgram::Udp(s) => s.recv_from(buf).map(|(n, a)| (n, Some(PeerKey::Inet(a)))),
-            Dgram::Unix(s) => s
-                .recv_from(buf)
-                .map(|(n, a)| (n, a.as_pathname().map(|p| PeerKey::Path(p.to_path_buf())))),
+            Dgram::Unix(s) => {
+                s.recv_from(buf).map(|(n, a)| (n, a.as_pathname().map(|p| PeerKey::Path(p.to_path_buf()))))
+            }
         }
     }
 
@@ -1029,12 +918,7 @@ pub struct Datagrams {
 }
 
 impl Datagrams {
-    fn new(
-        settings: &Settings,
-        sock: Dgram,
-        server: Option<PeerKey>,
-        socket_file: Option<PathBuf>,
-    ) -> Self {
+    fn new(settings: &Settings, sock: Dgram, server: Option<PeerKey>, socket_file: Option<PathBuf>) -> Self {
         let mut side = Datagrams {
             sock,
             connected: server.is_some(),
@@ -1049,18 +933,13 @@ impl Datagrams {
             max_message: settings.max_message,
             max_peers: settings.max_peers,
             // One byte more than allowed, so an oversized datagram shows as one that filled the buffer.
-            scratch: vec![0; settings.max_message + 1],
+            scratch: vec![0; settings.max_message.min(DATAGRAM_CEILING) + 1],
             socket_file,
             full: Throttle::default(),
             dropped: Throttle::default(),
         };
         if let Some(key) = server {
-            side.peers.insert(DatagramPeer {
-                name: key.to_string(),
-                key,
-                line_end: b"",
-                last_active: Instant::now(),
-            });
+            side.peers.insert(DatagramPeer { name: key.to_string(), key, line_end: b"", last_active: Instant::now() });
         }
         side
     }
@@ -1111,9 +990,7 @@ impl Datagrams {
                 Transport::server()
             } else {
                 let Some(key) = from else {
-                    self.dropped.warn(format_args!(
-                        "datagram from a socket with no address dropped: no way to reply"
-                    ));
+                    self.dropped.warn(format_args!("datagram from a socket with no address dropped: no way to reply"));
                     continue;
                 };
                 match self.peer_for(key, out) {
@@ -1125,7 +1002,7 @@ impl Datagrams {
                 continue;
             };
             peer.last_active = Instant::now();
-            if n > self.max_message {
+            if n > self.max_message || n == self.scratch.len() {
                 self.dropped.warn(format_args!(
                     "datagram of over {} bytes from {} dropped (--max-message {})",
                     self.max_message, peer.name, self.max_message
@@ -1186,10 +1063,7 @@ impl Datagrams {
             }
         }
         if self.queued_bytes + datagram.len() > 4 * HIGH_WATER {
-            self.dropped.warn(format_args!(
-                "send queue full: reply to {} dropped",
-                peer.name
-            ));
+            self.dropped.warn(format_args!("send queue full: reply to {} dropped", peer.name));
             return;
         }
         self.queued_bytes += datagram.len();
@@ -1205,11 +1079,7 @@ impl Datagrams {
     fn forget(&mut self, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
         if let Some(peer) = self.peers.remove(id) {
             self.by_key.remove(&peer.key);
-            out.push(Event::Closed {
-                peer: id,
-                name: peer.name,
-                reason,
-            });
+            out.push(Event::Closed { peer: id, name: peer.name, reason });
         }
     }
 
@@ -1233,11 +1103,7 @@ impl Datagrams {
         }
         let wants_write = !self.queue.is_empty();
         if wants_write != self.wants_write {
-            let interest = if wants_write {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
+            let interest = if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
             match self.sock.reregister(registry, interest) {
                 Ok(()) => self.wants_write = wants_write,
                 Err(e) => warn!("cannot watch the socket for writing: {e}"),
@@ -1270,12 +1136,8 @@ impl Datagrams {
             return;
         };
         let now = Instant::now();
-        let stale: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| now.duration_since(p.last_active) > idle)
-            .map(|(id, _)| id)
-            .collect();
+        let stale: Vec<PeerId> =
+            self.peers.iter().filter(|(_, p)| now.duration_since(p.last_active) > idle).map(|(id, _)| id).collect();
         for id in stale {
             self.forget(id, Closed::Idle, out);
         }
@@ -1299,13 +1161,8 @@ impl Datagrams {
 
     fn local_name(&self) -> String {
         match &self.sock {
-            Dgram::Udp(s) => s
-                .local_addr()
-                .map_or_else(|e| e.to_string(), |a| a.to_string()),
-            Dgram::Unix(_) => self
-                .socket_file
-                .as_deref()
-                .map_or_else(String::new, |p| p.display().to_string()),
+            Dgram::Udp(s) => s.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Dgram::Unix(_) => self.socket_file.as_deref().map_or_else(String::new, |p| p.display().to_string()),
         }
     }
 }
@@ -1320,18 +1177,10 @@ impl Drop for Datagrams {
 
 /// Every address `host` names, or a clear error.
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|source| Error::Resolve {
-            host: host.to_string(),
-            source,
-        })?
-        .collect();
+    let addrs: Vec<SocketAddr> =
+        (host, port).to_socket_addrs().map_err(|source| Error::Resolve { host: host.to_string(), source })?.collect();
     if addrs.is_empty() {
-        return Err(Error::Resolve {
-            host: host.to_string(),
-            source: io::ErrorKind::NotFound.into(),
-        });
+        return Err(Error::Resolve { host: host.to_string(), source: io::ErrorKind::NotFound.into() });
     }
     Ok(addrs)
 }
@@ -1376,16 +1225,10 @@ fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
     match probe {
         Ok(()) => Err(Error::Bind {
             what,
-            source: io::Error::new(
-                io::ErrorKind::AddrInUse,
-                "another server is listening there",
-            ),
+            source: io::Error::new(io::ErrorKind::AddrInUse, "another server is listening there"),
         }),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            info!(
-                "removing stale socket file {} (no server behind it)",
-                path.display()
-            );
+            info!("removing stale socket file {} (no server behind it)", path.display());
             std::fs::remove_file(path).map_err(|source| Error::Bind { what, source })
         }
         Err(source) => Err(Error::Bind { what, source }),
