@@ -213,20 +213,16 @@ impl Transport {
                 Transport::Stream(Streams::client(settings, Stream::Unix(UnixStream::from_std(stream)), name))
             }
             (Proto::Udp, Endpoint::Inet { host, port }) => {
-                let sock = first_ok(
-                    resolve(host, *port)?,
-                    |a| a.to_string(),
-                    |addr| {
-                        let local: SocketAddr =
-                            if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-                        let sock = UdpSocket::bind(local)?;
-                        sock.connect(addr)?;
-                        Ok(sock)
-                    },
-                )
-                .map_err(|(what, source)| failed(what, source))?;
-                let server = sock.peer_addr().map_err(|e| failed(endpoint.to_string(), e))?;
-                Transport::Datagram(Datagrams::new(settings, Dgram::Udp(sock), Some(PeerKey::Inet(server)), None))
+                // connect() on UDP always succeeds: the other addresses are tried when the first
+                // refuses (ICMP port unreachable) before any reply came.
+                let mut fallback = resolve(host, *port)?;
+                fallback.reverse();
+                let server =
+                    fallback.pop().ok_or_else(|| failed(endpoint.to_string(), io::ErrorKind::NotFound.into()))?;
+                let sock = udp_connected(server).map_err(|e| failed(server.to_string(), e))?;
+                let mut side = Datagrams::new(settings, Dgram::Udp(sock), Some(PeerKey::Inet(server)), None);
+                side.fallback = fallback;
+                Transport::Datagram(side)
             }
             (Proto::Unixgram, Endpoint::Path(path)) => {
                 let name = path.display().to_string();
@@ -915,6 +911,11 @@ pub struct Datagrams {
     socket_file: Option<PathBuf>,
     full: Throttle,
     dropped: Throttle,
+    /// Client only: addresses still to try, last first; the last datagram sent, to send again
+    /// there; and whether the server has answered yet (then it is never left).
+    fallback: Vec<SocketAddr>,
+    last_sent: Vec<u8>,
+    heard_back: bool,
 }
 
 impl Datagrams {
@@ -937,6 +938,9 @@ impl Datagrams {
             socket_file,
             full: Throttle::default(),
             dropped: Throttle::default(),
+            fallback: Vec::new(),
+            last_sent: Vec::new(),
+            heard_back: false,
         };
         if let Some(key) = server {
             side.peers.insert(DatagramPeer { name: key.to_string(), key, line_end: b"", last_active: Instant::now() });
@@ -956,11 +960,11 @@ impl Datagrams {
             self.flush(registry, out);
         }
         if event.is_readable() || event.is_error() {
-            self.read(out);
+            self.read(registry, out);
         }
     }
 
-    fn read(&mut self, out: &mut Vec<Event>) {
+    fn read(&mut self, registry: &Registry, out: &mut Vec<Event>) {
         self.unread = false;
         if self.paused || self.stopped {
             return;
@@ -977,6 +981,9 @@ impl Datagrams {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if self.connected => {
+                    if e.kind() == io::ErrorKind::ConnectionRefused && self.try_next_address(registry) {
+                        continue;
+                    }
                     self.forget(Transport::server(), Closed::Failed(e), out);
                     return;
                 }
@@ -987,6 +994,7 @@ impl Datagrams {
                 }
             };
             let id = if self.connected {
+                self.heard_back = true;
                 Transport::server()
             } else {
                 let Some(key) = from else {
@@ -1055,6 +1063,9 @@ impl Datagrams {
             ));
             return;
         }
+        if self.connected && !self.fallback.is_empty() {
+            self.last_sent.clone_from(&datagram);
+        }
         if self.queue.is_empty() {
             match self.sock.send_to(&datagram, &peer.key, self.connected) {
                 Ok(_) => return,
@@ -1068,6 +1079,39 @@ impl Datagrams {
         }
         self.queued_bytes += datagram.len();
         self.queue.push_back((peer.key.clone(), datagram));
+    }
+
+    /// Client only: after the server's address refused before any reply, moves to the next address
+    /// the host name gave and sends the last datagram again there. False when none is left.
+    fn try_next_address(&mut self, registry: &Registry) -> bool {
+        while !self.heard_back {
+            let Some(next) = self.fallback.pop() else { return false };
+            let sock = match udp_connected(next) {
+                Ok(sock) => sock,
+                Err(e) => {
+                    debug!("udp {next}: {e}");
+                    continue;
+                }
+            };
+            if let Dgram::Udp(old) = &mut self.sock {
+                let _ = registry.deregister(old);
+            }
+            self.sock = Dgram::Udp(sock);
+            self.wants_write = false;
+            if let Err(e) = self.register(registry) {
+                debug!("udp {next}: {e}");
+                continue;
+            }
+            if let Some(server) = self.peers.get_mut(Transport::server()) {
+                info!("{} refused; trying {next}", server.name);
+                server.key = PeerKey::Inet(next);
+                server.name = next.to_string();
+            }
+            if self.sock.send_to(&self.last_sent, &PeerKey::Inet(next), true).is_ok() {
+                return true;
+            }
+        }
+        false
     }
 
     fn send_failed(&mut self, id: PeerId, err: io::Error, out: &mut Vec<Event>) {
@@ -1121,9 +1165,9 @@ impl Datagrams {
         }
     }
 
-    fn read_unread(&mut self, _registry: &Registry, out: &mut Vec<Event>) {
+    fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
         if self.unread {
-            self.read(out);
+            self.read(registry, out);
         }
     }
 
@@ -1233,6 +1277,14 @@ fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
         }
         Err(source) => Err(Error::Bind { what, source }),
     }
+}
+
+/// A UDP socket of the address's family, connected to it.
+fn udp_connected(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let local: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let sock = UdpSocket::bind(local)?;
+    sock.connect(addr)?;
+    Ok(sock)
 }
 
 /// A fresh path for a Unix datagram client's own socket, which the server replies to.
