@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::stdin::{self, Input};
 use crate::transport::Transport;
 
-/// The stdin thread's waker.
-pub const STDIN: Token = Token(1);
+/// The one waker a poll may have (mio allows no more): the stdin thread and an in-process stop share it.
+pub const WAKER: Token = Token(1);
 /// SIGINT and SIGTERM.
 pub const SIGNALS: Token = Token(2);
 
@@ -26,7 +26,7 @@ pub struct EventLoop {
     signals: Option<Signals>,
     /// Held here as well as by the input thread: were the thread to end first and close the waker,
     /// the kernel would drop its last, still unread, wake-up with it.
-    waker: Option<Arc<Waker>>,
+    waker: Arc<Waker>,
 }
 
 impl EventLoop {
@@ -43,15 +43,18 @@ impl EventLoop {
         } else {
             None
         };
-        Ok(EventLoop { poll, events: Events::with_capacity(1024), signals, waker: None })
+        let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?;
+        Ok(EventLoop { poll, events: Events::with_capacity(1024), signals, waker: Arc::new(waker) })
     }
 
     /// Starts reading lines of at most `max` bytes from `input` on a thread that wakes this loop.
     pub fn read_lines(&mut self, input: Box<dyn BufRead + Send>, max: usize) -> Result<Receiver<Input>> {
-        let waker = Waker::new(self.poll.registry(), STDIN).map_err(|e| Error::io("creating a waker", e))?;
-        let waker = Arc::new(waker);
-        self.waker = Some(waker.clone());
-        Ok(stdin::spawn(input, max, waker))
+        Ok(stdin::spawn(input, max, self.waker.clone()))
+    }
+
+    /// The loop's waker, for another thread to interrupt a wait.
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
     }
 
     /// Waits for events, at most `timeout`; a signal interrupting the wait is not an error.

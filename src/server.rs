@@ -9,18 +9,16 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
-use mio::{Token, Waker};
+use mio::Waker;
 
 use crate::cli::{Reply, ServerConfig};
-use crate::error::{Error, Result};
-use crate::event_loop::{EventLoop, SIGNALS, STDIN};
+use crate::error::Result;
+use crate::event_loop::{EventLoop, SIGNALS, WAKER};
 use crate::report::Report;
 use crate::stdin::Input;
 use crate::transport::{Event, PeerId, Settings, Transport};
 use crate::upper::upper;
 
-/// Wakes the loop for an in-process stop.
-const STOP: Token = Token(3);
 /// How often idle peers are looked for.
 const TICK: Duration = Duration::from_millis(250);
 /// How long a stopping server keeps writing replies already due.
@@ -73,14 +71,14 @@ impl Server {
     pub fn bind(config: ServerConfig, report: Report, catch_signals: bool) -> Result<Server> {
         let mut transport = Transport::listen(&settings(&config), &config.common.endpoint)?;
         let event_loop = EventLoop::new(&mut transport, catch_signals)?;
-        let stop_waker = Waker::new(event_loop.poll.registry(), STOP).map_err(|e| Error::io("creating a waker", e))?;
+        let stop_waker = event_loop.waker();
         Ok(Server {
             config,
             transport,
             event_loop,
             report,
             stop_flag: Arc::new(AtomicBool::new(false)),
-            stop_waker: Arc::new(stop_waker),
+            stop_waker,
             owed: VecDeque::new(),
             lines: None,
             first_peer: None,
@@ -120,8 +118,8 @@ impl Server {
             let mut stop = false;
             for event in self.event_loop.events.iter() {
                 match event.token() {
-                    STDIN => {}
-                    SIGNALS | STOP => stop = true,
+                    // A wake-up comes from stdin or from a stopper; the checks below tell which.
+                    SIGNALS | WAKER => stop = true,
                     token if Transport::owns(token) => self.transport.ready(registry, event, &mut batch),
                     _ => {}
                 }
