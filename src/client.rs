@@ -75,6 +75,10 @@ pub fn run(
         broken: None,
     };
     let converse = client.converse();
+    // A closed stdout ends the run quietly: no summary of a conversation nobody is reading.
+    if converse.as_ref().is_err_and(Error::is_broken_pipe) {
+        return converse.map(|()| client.summary);
+    }
     client.report.client_summary(&client.summary)?;
     converse?;
     match client.broken {

@@ -1257,9 +1257,8 @@ fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
         Err(source) => return Err(Error::Bind { what, source }),
     };
     if !meta.file_type().is_socket() {
-        return Err(Error::Usage(format!(
-            "cannot listen on {what}: the file exists and is not a socket; not removing it"
-        )));
+        let source = io::Error::new(io::ErrorKind::AlreadyExists, "the file exists and is not a socket; not removing it");
+        return Err(Error::Bind { what, source });
     }
     let probe = if proto.is_stream() {
         std::os::unix::net::UnixStream::connect(path).map(drop)
