@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -97,8 +98,9 @@ const READ_BUDGET: usize = 256 * 1024;
 const DATAGRAM_BUDGET: usize = 256;
 /// The largest datagram buffer kept, whatever --max-message says (Linux's Unix datagrams stop near 200 KiB).
 const DATAGRAM_CEILING: usize = 4 << 20;
-/// Output buffers bigger than this are handed back to the allocator once empty.
-const KEEP_CAPACITY: usize = 64 * 1024;
+/// What a connection's output buffer keeps once empty: enough for a few ordinary replies, so a talkative
+/// peer does not allocate for each, while an idle one holds no more than this.
+const KEEP_CAPACITY: usize = 4 * 1024;
 
 /// A peer: one stream connection, or one datagram address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -288,7 +290,7 @@ impl Transport {
         either!(self, side => side.stop_reading(registry))
     }
 
-    /// True while any reply is waiting to be written.
+    /// True while any reply is waiting to be written or, on TCP, to be acknowledged by its peer.
     pub fn has_output(&self) -> bool {
         either!(self, side => side.has_output())
     }
@@ -400,10 +402,43 @@ enum Listener {
     Unix(UnixListener),
 }
 
+impl Listener {
+    /// Accepts one connection: its socket and the peer's name ("" for an unnamed Unix peer).
+    fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, addr)| {
+                let _ = s.set_nodelay(true);
+                (Stream::Tcp(s), addr.to_string())
+            }),
+            Listener::Unix(l) => l.accept().map(|(s, addr)| {
+                let name = addr.as_pathname().map(|p| p.display().to_string());
+                (Stream::Unix(s), name.unwrap_or_default())
+            }),
+        }
+    }
+}
+
 /// One connected stream socket, TCP or Unix.
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+}
+
+impl Stream {
+    /// Bytes written that the peer has not acknowledged yet (TCP). Closing a socket with input unread
+    /// sends a reset and throws these away, so a stopping server waits for them. A Unix stream hands
+    /// data straight to the peer's queue, where it outlives our socket.
+    fn unacked(&self) -> usize {
+        match self {
+            Stream::Tcp(s) => {
+                let mut queued: libc::c_int = 0;
+                // SAFETY: SIOCOUTQ (same number as TIOCOUTQ) writes one int for a TCP socket we own.
+                let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+                if rc == 0 { usize::try_from(queued).unwrap_or(0) } else { 0 }
+            }
+            Stream::Unix(_) => 0,
+        }
+    }
 }
 
 impl Read for Stream {
@@ -498,6 +533,8 @@ pub struct Streams {
     unread: Vec<PeerId>,
     accept_paused: bool,
     accepted: u64,
+    /// A descriptor held only to be given up when accept runs out of them (see `turn_away_one`).
+    spare: Option<std::fs::File>,
     socket_file: Option<PathBuf>,
     full: Throttle,
 }
@@ -509,6 +546,7 @@ impl Streams {
             Framing::Raw => settings.max_message.min(64 * 1024),
         };
         Streams {
+            spare: listener.as_ref().and_then(|_| spare_file()),
             listener,
             conns: Slots::new(),
             framing: settings.framing,
@@ -563,24 +601,19 @@ impl Streams {
 
     fn accept(&mut self, registry: &Registry, out: &mut Vec<Event>) {
         loop {
-            let accepted = match &self.listener {
-                Some(Listener::Tcp(l)) => l.accept().map(|(s, addr)| {
-                    let _ = s.set_nodelay(true);
-                    (Stream::Tcp(s), addr.to_string())
-                }),
-                Some(Listener::Unix(l)) => l.accept().map(|(s, addr)| {
-                    let name = addr.as_pathname().map(|p| p.display().to_string());
-                    (Stream::Unix(s), name.unwrap_or_default())
-                }),
-                None => return,
+            let Some(listener) = &self.listener else {
+                return;
             };
-            let (mut sock, mut name) = match accepted {
+            let (mut sock, mut name) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
                     if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) =>
                 {
+                    if e.raw_os_error() == Some(libc::EMFILE) && self.turn_away_one() {
+                        continue;
+                    }
                     // The connection stays in the backlog; try again on the next tick rather than spin.
                     self.full.warn(format_args!(
                         "cannot accept: {} (raise ulimit -n or lower --max-clients)",
@@ -614,6 +647,29 @@ impl Streams {
             }
             out.push(Event::Connected(id));
         }
+    }
+
+    /// Out of file descriptors: gives up the spare one to accept a waiting client, tells it the server is
+    /// full and closes it, so clients are turned away with a reason instead of hanging in the backlog.
+    /// False when there is no spare or the accept fails anyway.
+    fn turn_away_one(&mut self) -> bool {
+        let (Some(listener), Some(spare)) = (&self.listener, self.spare.take()) else {
+            return false;
+        };
+        drop(spare);
+        let turned_away = match listener.accept() {
+            Ok((mut sock, name)) => {
+                self.full.warn(format_args!(
+                    "out of open files (ulimit -n): turned away {}",
+                    if name.is_empty() { "a client" } else { &name }
+                ));
+                let _ = sock.write(b"netpair: server full (out of open files); try again later\n");
+                true
+            }
+            Err(_) => false,
+        };
+        self.spare = spare_file();
+        turned_away
     }
 
     fn read(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>) {
@@ -729,7 +785,10 @@ impl Streams {
                 Ok(0) => {
                     return self.close(registry, id, Closed::Failed(io::ErrorKind::WriteZero.into()), out);
                 }
-                Ok(n) => conn.written += n,
+                Ok(n) => {
+                    conn.written += n;
+                    conn.last_active = Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.close(registry, id, Closed::Failed(e), out),
@@ -781,7 +840,8 @@ impl Streams {
         let stale: Vec<PeerId> = self
             .conns
             .iter()
-            .filter(|(_, c)| now.duration_since(c.last_active) > idle && c.unwritten() == 0)
+            // Idle: nothing read from it and nothing written to it (a peer that stopped reading too).
+            .filter(|(_, c)| now.duration_since(c.last_active) > idle)
             .map(|(id, _)| id)
             .collect();
         for id in stale {
@@ -804,7 +864,7 @@ impl Streams {
     }
 
     fn has_output(&self) -> bool {
-        self.conns.iter().any(|(_, c)| c.unwritten() > 0)
+        self.conns.iter().any(|(_, c)| c.unwritten() > 0 || c.sock.unacked() > 0)
     }
 
     fn peer_name(&self, id: PeerId) -> &str {
@@ -911,6 +971,9 @@ pub struct Datagrams {
     socket_file: Option<PathBuf>,
     full: Throttle,
     dropped: Throttle,
+    /// Replies not sent (too big, or the send queue full): throttled apart, so a flood of one kind of
+    /// drop never hides the other.
+    unsent: Throttle,
     /// Client only: addresses still to try, last first; the last datagram sent, to send again
     /// there; and whether the server has answered yet (then it is never left).
     fallback: Vec<SocketAddr>,
@@ -938,6 +1001,7 @@ impl Datagrams {
             socket_file,
             full: Throttle::default(),
             dropped: Throttle::default(),
+            unsent: Throttle::default(),
             fallback: Vec::new(),
             last_sent: Vec::new(),
             heard_back: false,
@@ -1055,7 +1119,7 @@ impl Datagrams {
         datagram.extend_from_slice(peer.line_end);
         if datagram.len() > self.max_message {
             // Never send more than a peer may send us: the reply cap that stops amplification.
-            self.dropped.warn(format_args!(
+            self.unsent.warn(format_args!(
                 "reply of {} bytes to {} not sent: over --max-message {}",
                 datagram.len(),
                 peer.name,
@@ -1074,7 +1138,7 @@ impl Datagrams {
             }
         }
         if self.queued_bytes + datagram.len() > 4 * HIGH_WATER {
-            self.dropped.warn(format_args!("send queue full: reply to {} dropped", peer.name));
+            self.unsent.warn(format_args!("send queue full: reply to {} dropped", peer.name));
             return;
         }
         self.queued_bytes += datagram.len();
@@ -1219,6 +1283,11 @@ impl Drop for Datagrams {
     }
 }
 
+/// A descriptor to hold in reserve (see `Streams::turn_away_one`).
+fn spare_file() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
 /// Every address `host` names, or a clear error.
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> =
@@ -1257,7 +1326,8 @@ fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
         Err(source) => return Err(Error::Bind { what, source }),
     };
     if !meta.file_type().is_socket() {
-        let source = io::Error::new(io::ErrorKind::AlreadyExists, "the file exists and is not a socket; not removing it");
+        let source =
+            io::Error::new(io::ErrorKind::AlreadyExists, "the file exists and is not a socket; not removing it");
         return Err(Error::Bind { what, source });
     }
     let probe = if proto.is_stream() {
@@ -1296,7 +1366,7 @@ fn private_socket_path() -> PathBuf {
 
 /// Lets a burst of thousands of connects wait in the kernel instead of being dropped
 /// (mio listens with a backlog of 1024; the kernel caps this at net.core.somaxconn).
-fn deepen_backlog(listener: &impl std::os::fd::AsRawFd) {
+fn deepen_backlog(listener: &impl AsRawFd) {
     // SAFETY: listen(2) on a socket we own and that is already listening only changes its backlog.
     unsafe {
         libc::listen(listener.as_raw_fd(), 4096);
