@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::bench::BenchConfig;
 use crate::compare::{self, CompareConfig};
 use crate::error::{Error, Result};
 use crate::framing::Framing;
@@ -64,6 +65,41 @@ pub enum Command {
     Client(ClientArgs),
     /// Run one conversation over tcp, udp, unix and unixgram and show the differences side by side.
     Compare(CompareArgs),
+    /// Measure round-trip latency and throughput, against an in-process server or a running one.
+    Bench(BenchArgs),
+}
+
+/// `bench` options.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Load the netpair server already running at --host/--port (or --path) instead of starting one in-process.
+    #[arg(long)]
+    pub connect: bool,
+    /// Clients, each with its own socket.
+    #[arg(long, default_value_t = 1)]
+    pub clients: usize,
+    /// Messages per client after the warm-up [default: run for --duration].
+    #[arg(long, conflicts_with = "duration")]
+    pub messages: Option<u64>,
+    /// How long to measure after the warm-up [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub size: usize,
+    /// Messages in flight per client: 1 is ping-pong.
+    #[arg(long, default_value_t = 1)]
+    pub window: usize,
+    /// Open loop: send this many messages per second in all, on a fixed schedule; latency counts from
+    /// when each was due, so a stall is never hidden.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Send for this long before measuring.
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
+    pub warmup: Duration,
+    /// Client threads [default: one per core].
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// `compare` options.
@@ -169,6 +205,7 @@ pub enum Config {
     Server(ServerConfig),
     Client(ClientConfig),
     Compare(CompareConfig),
+    Bench(BenchConfig),
 }
 
 /// Largest UDP payload over IPv4 (65,535 − 20 − 8).
@@ -179,6 +216,9 @@ pub const LINE_MAX: usize = 1 << 20;
 impl Cli {
     /// Checks flags that clap cannot check alone and builds the settings.
     pub fn into_config(self) -> Result<Config> {
+        if let Command::Bench(args) = &self.command {
+            return Ok(Config::Bench(BenchConfig::new(&self, args)?));
+        }
         if let Command::Compare(args) = &self.command {
             let lines =
                 compare::conversation(args.input.as_deref(), positive(args.messages, "--messages")?, args.size)?;
@@ -186,7 +226,7 @@ impl Cli {
         }
         let common = self.common()?;
         Ok(match self.command {
-            Command::Compare(_) => unreachable!("handled above"),
+            Command::Compare(_) | Command::Bench(_) => unreachable!("handled above"),
             Command::Server(args) => Config::Server(ServerConfig {
                 common,
                 reply: args.reply,

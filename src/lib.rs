@@ -5,8 +5,10 @@
 //!   into messages and [`upper`] is the server's transformation.
 //! - [`server`] and [`client`] are the two event loops, written once against the transport, with
 //!   [`event_loop`] what they share, [`stdin`] the input thread and [`report`] every line shown.
+//! - [`compare`] runs one conversation over every transport; [`bench`] measures round trips under load.
 #![deny(rust_2018_idioms)]
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod compare;
@@ -35,7 +37,7 @@ pub fn run(config: Config) -> Result<u8> {
     let stdin = || Box::new(io::BufReader::new(io::stdin()));
     match config {
         Config::Server(config) => {
-            let limit = server::raise_open_file_limit();
+            let limit = server::raise_open_file_limit(config.max_clients as u64 + 32);
             if config.max_clients as u64 + 32 > limit {
                 warn!(
                     "open-file limit is {limit}: fewer than --max-clients {} clients can connect (raise ulimit -n)",
@@ -51,6 +53,7 @@ pub fn run(config: Config) -> Result<u8> {
             let summary = with_json_error(&common, client::run(config, report_for(&common), stdin(), true))?;
             Ok(if summary.lost + summary.not_sent > 0 { EXIT_LOST } else { 0 })
         }
+        Config::Bench(config) => bench::run(&config),
         Config::Compare(config) => {
             // The in-process servers' warnings (an oversized probe dropped, say) are part of the
             // measurement, not news: keep them out of the table unless -v asked for them.

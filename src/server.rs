@@ -6,17 +6,18 @@ use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use mio::Waker;
 
 use crate::cli::{Reply, ServerConfig};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event_loop::{EventLoop, SIGNALS, WAKER};
 use crate::report::Report;
 use crate::stdin::Input;
-use crate::transport::{Event, PeerId, Settings, Transport};
+use crate::transport::{Endpoint, Event, PeerId, Settings, Transport};
 use crate::upper::upper;
 
 /// How often idle peers are looked for.
@@ -235,20 +236,101 @@ impl Server {
     }
 }
 
-/// Raises the open-file limit to its hard maximum, so many clients can connect; returns the limit.
-pub fn raise_open_file_limit() -> u64 {
+/// Raises the open-file limit so that `want` files can be open, as far as this process may: the soft
+/// limit up to the hard one, and, when that is still short of `want`, the hard limit itself up to the
+/// kernel's ceiling (`/proc/sys/fs/nr_open`), which only root may do. Returns the soft limit in force.
+pub fn raise_open_file_limit(want: u64) -> u64 {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return 1024;
         }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit.rlim_cur = limit.rlim_max;
+    }
+    if limit.rlim_max < want {
+        let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .unwrap_or(limit.rlim_max);
+        let target = want.min(ceiling);
+        if target > limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: target, rlim_max: target };
+            // SAFETY: as above. Without CAP_SYS_RESOURCE this fails with EPERM and changes nothing.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                return target;
             }
+            debug!("cannot raise the hard open-file limit to {target}: {}", std::io::Error::last_os_error());
+        }
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
         }
     }
     limit.rlim_cur
+}
+
+/// A server serving on a thread of this process, as `compare` and `bench` use one; stopped on drop.
+pub struct Background {
+    endpoint: Endpoint,
+    stopper: Stopper,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl Background {
+    /// Binds `config` and serves on a new thread. The endpoint is the real bound one (port 0 resolved).
+    pub fn start(config: ServerConfig, report: Report) -> Result<Background> {
+        let endpoint = config.common.endpoint.clone();
+        let server = Server::bind(config, report, false)?;
+        let endpoint = match endpoint {
+            Endpoint::Inet { host, .. } => {
+                let bound = server.local_name();
+                let port = bound.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                Endpoint::Inet { host, port }
+            }
+            path => path,
+        };
+        let stopper = server.stopper();
+        let thread = thread::Builder::new()
+            .name("netpair-server".into())
+            .spawn(move || server.run(Box::new(std::io::empty())))
+            .map_err(|e| Error::io("starting the server thread", e))?;
+        Ok(Background { endpoint, stopper, thread: Some(thread) })
+    }
+
+    /// Where the server listens.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The server thread's CPU-time clock, for `clock_gettime`.
+    pub fn cpu_clock(&self) -> Option<libc::clockid_t> {
+        use std::os::unix::thread::JoinHandleExt;
+        let thread = self.thread.as_ref()?;
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: the thread is alive until joined (we hold its handle); the call only writes `clock`.
+        let status = unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) };
+        (status == 0).then_some(clock)
+    }
+
+    /// Stops the server, waits for it, and returns how its run ended.
+    pub fn stop(mut self) -> Result<()> {
+        self.stopper.stop();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::io("the server thread", std::io::Error::other("it panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stopper.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

@@ -1,0 +1,502 @@
+//! `netpair bench`: round-trip latency and throughput against an in-process server (or a running
+//! one with `--connect`), one column per transport; the client threads live in [`load`].
+
+mod load;
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal, Write};
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::cli::{BenchArgs, Cli, Common, LINE_MAX, Reply, ServerConfig, UDP_MAX};
+use crate::error::{Error, Result};
+use crate::framing::Framing;
+use crate::report::{Json, Report};
+use crate::server::{Background, raise_open_file_limit};
+use crate::transport::{Endpoint, Proto};
+
+use load::{Plan, Shared, Target};
+pub use load::{Stop, Tally};
+
+/// A reply later than this is counted lost.
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// Files the process needs besides the sockets: poll instances, wakers, stdio, the binary's own.
+const SPARE_FILES: u64 = 64;
+
+/// Settings for `netpair bench`, checked.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub protos: Vec<Proto>,
+    pub host: String,
+    pub port: u16,
+    pub path: Option<PathBuf>,
+    /// Use the server already running there instead of one in-process.
+    pub connect: bool,
+    pub clients: usize,
+    pub stop: Stop,
+    pub size: usize,
+    pub window: usize,
+    /// Open loop: messages per second, all clients together.
+    pub rate: Option<f64>,
+    pub warmup: Duration,
+    pub threads: usize,
+    pub json: bool,
+}
+
+impl BenchConfig {
+    /// Checks the bench's flags together with the global ones.
+    pub fn new(cli: &Cli, args: &BenchArgs) -> Result<BenchConfig> {
+        let usage = |text: String| Err(Error::Usage(text));
+        let mut protos = cli.proto.clone();
+        protos.dedup();
+        if cli.framing != Framing::Line {
+            return usage("bench always frames stream messages by lines; drop --framing".into());
+        }
+        for (value, flag) in [(args.clients, "--clients"), (args.window, "--window"), (args.size, "--size")] {
+            if value == 0 {
+                return usage(format!("{flag} must be more than 0"));
+            }
+        }
+        let stop = match (args.messages, args.duration) {
+            (Some(0), _) => return usage("--messages must be more than 0".into()),
+            (Some(n), _) => Stop::Messages(n),
+            (None, Some(d)) if d.is_zero() => return usage("--duration must be more than 0".into()),
+            (None, Some(d)) => Stop::Duration(d),
+            (None, None) => Stop::Duration(Duration::from_secs(5)),
+        };
+        if let Some(rate) = args.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return usage(format!("--rate {rate} must be a number of messages per second above 0"));
+        }
+        let tag = load::tag_len(args.clients);
+        if args.size < tag {
+            return usage(format!(
+                "--size {} is too small: with --clients {} each message needs {tag} bytes to name its client and number",
+                args.size, args.clients
+            ));
+        }
+        let datagrams = protos.iter().any(|p| !p.is_stream());
+        let ceiling = if datagrams { UDP_MAX } else { LINE_MAX };
+        if args.size > ceiling {
+            let why = if datagrams { "the largest UDP message" } else { "the server's line limit" };
+            return usage(format!("--size {} is over {why} ({ceiling} bytes)", args.size));
+        }
+        let unix = protos.iter().filter(|p| p.is_unix()).count();
+        if args.connect && unix > 0 && cli.path.is_none() {
+            return usage("--connect with --proto unix or unixgram needs --path SOCKET_FILE".into());
+        }
+        if args.connect && unix > 1 {
+            return usage("--connect can reach unix and unixgram only one at a time (one --path)".into());
+        }
+        if let Some(path) = &cli.path
+            && path.as_os_str().is_empty()
+        {
+            return usage("--path must not be empty".into());
+        }
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = match args.threads {
+            Some(0) => return usage("--threads must be more than 0".into()),
+            Some(n) => n,
+            None => cores,
+        };
+        Ok(BenchConfig {
+            protos,
+            host: cli.host.clone(),
+            port: cli.port,
+            path: cli.path.clone(),
+            connect: args.connect,
+            clients: args.clients,
+            stop,
+            size: args.size,
+            window: args.window,
+            rate: args.rate,
+            warmup: args.warmup,
+            threads: threads.min(args.clients),
+            json: cli.json,
+        })
+    }
+}
+
+/// What one transport measured.
+struct Outcome {
+    proto: Proto,
+    tally: Tally,
+}
+
+/// Runs the bench for each transport in turn and prints one table (or one JSON object).
+/// Returns the exit status: 3 when a reply was lost or wrong.
+pub fn run(config: &BenchConfig) -> Result<u8> {
+    let per_client = if config.connect { 1 } else { 2 };
+    let needed = config.clients as u64 * per_client + SPARE_FILES;
+    let limit = raise_open_file_limit(needed);
+    if limit < needed {
+        return Err(Error::Usage(format!(
+            "--clients {} needs about {needed} open files{}, but the limit is {limit} and cannot be raised here \
+             (ulimit -Hn; root may raise it up to /proc/sys/fs/nr_open)",
+            config.clients,
+            if config.connect { "" } else { " (client and server sockets in one process)" },
+        )));
+    }
+    let dir = SocketDir::new()?;
+    let mut outcomes = Vec::new();
+    for &proto in &config.protos {
+        outcomes.push(Outcome { proto, tally: measure(config, proto, &dir)? });
+    }
+    let text = if config.json { json(config, &outcomes) } else { table(config, &outcomes) };
+    let mut out = io::stdout();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
+    let trouble = outcomes.iter().any(|o| o.tally.lost + o.tally.wrong + o.tally.failed > 0);
+    Ok(if trouble { crate::EXIT_LOST } else { 0 })
+}
+
+fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<Tally> {
+    let server = if config.connect { None } else { Some(start_server(config, proto, dir)?) };
+    let endpoint = match &server {
+        Some(server) => server.endpoint().clone(),
+        None if proto.is_unix() => Endpoint::Path(config.path.clone().unwrap_or_default()),
+        None => Endpoint::Inet { host: config.host.clone(), port: config.port },
+    };
+    let target = match &endpoint {
+        Endpoint::Path(path) => Target::Path(path.clone()),
+        Endpoint::Inet { host, port } => {
+            let resolved = (host.as_str(), *port).to_socket_addrs();
+            let resolved = resolved.map_err(|source| Error::Resolve { host: host.clone(), source })?;
+            let addr = resolved.into_iter().next();
+            Target::Inet(
+                addr.ok_or_else(|| Error::Resolve { host: host.clone(), source: io::ErrorKind::NotFound.into() })?,
+            )
+        }
+    };
+    let plan = Arc::new(Plan {
+        proto,
+        target,
+        clients: config.clients,
+        threads: config.threads,
+        size: config.size,
+        window: config.window,
+        stop: config.stop,
+        interval: config.rate.map(|rate| Duration::from_secs_f64(config.clients as f64 / rate)),
+        warmup: config.warmup,
+        timeout: TIMEOUT,
+        socket_dir: dir.0.clone(),
+        server_clock: server.as_ref().and_then(Background::cpu_clock),
+    });
+    let shared = Arc::new(Shared::new(config.threads));
+    let mut handles: Vec<JoinHandle<Result<Tally>>> = Vec::new();
+    for index in 0..config.threads {
+        let (plan, shared) = (plan.clone(), shared.clone());
+        let handle = thread::Builder::new()
+            .name(format!("netpair-bench-{index}"))
+            .spawn(move || load::run_thread(plan, index, shared))
+            .map_err(|e| Error::io("starting a client thread", e))?;
+        handles.push(handle);
+    }
+    shared.ready.wait();
+    let started = Instant::now();
+    let live = io::stderr().is_terminal() && !shared.abort.load(Ordering::SeqCst);
+    while live && !handles.iter().all(JoinHandle::is_finished) {
+        thread::sleep(Duration::from_millis(100));
+        progress(proto, &shared, started.elapsed());
+    }
+    if live {
+        eprint!("\r\x1b[K");
+    }
+    let mut tally = Tally::new();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(part)) => tally.merge(part),
+            Ok(Err(err)) => {
+                first_error.get_or_insert(err);
+            }
+            Err(_) => {
+                first_error.get_or_insert(Error::io("a client thread", io::Error::other("it panicked")));
+            }
+        }
+    }
+    if let Some(server) = server {
+        server.stop()?;
+    }
+    if let Some(err) = first_error {
+        return Err(err);
+    }
+    if tally.failed == config.clients as u64 && tally.round_trips == 0 {
+        let why = tally.first_failure.clone().unwrap_or_default();
+        return Err(Error::Connect {
+            what: format!("no {proto} server answered at {endpoint}"),
+            source: io::Error::other(why),
+        });
+    }
+    Ok(tally)
+}
+
+fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<Background> {
+    let endpoint = if proto.is_unix() {
+        Endpoint::Path(config.path.clone().unwrap_or_else(|| dir.0.join(format!("server-{proto}.sock"))))
+    } else {
+        Endpoint::Inet { host: config.host.clone(), port: 0 }
+    };
+    let max_message = if proto.is_stream() { LINE_MAX } else { UDP_MAX };
+    let server = ServerConfig {
+        common: Common { proto, endpoint, framing: Framing::Line, max_message, json: false, prompt: false },
+        reply: Reply::Upper,
+        once: false,
+        idle_timeout: None,
+        max_clients: config.clients + 64,
+    };
+    Background::start(server, Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink())))
+}
+
+fn progress(proto: Proto, shared: &Shared, elapsed: Duration) {
+    let done = shared.round_trips.load(Ordering::Relaxed);
+    let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
+    eprint!(
+        "\r\x1b[K{proto}: {:.1} s, {} round trips ({}/s), lost {}, wrong {}",
+        elapsed.as_secs_f64(),
+        grouped(done),
+        grouped(rate as u64),
+        shared.lost.load(Ordering::Relaxed),
+        shared.wrong.load(Ordering::Relaxed),
+    );
+}
+
+/// A private directory for the server's and the clients' socket files, removed on drop.
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new() -> Result<SocketDir> {
+        let path = std::env::temp_dir().join(format!("netpair-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        Ok(SocketDir(path))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The figures a column shows, computed once for the table and the JSON.
+struct Figures {
+    round_trips: u64,
+    seconds: f64,
+    per_second: f64,
+    mb_per_second: f64,
+    /// min, p50, p90, p99, p99.9, max in nanoseconds, when any reply was timed.
+    latency: Option<[u64; 6]>,
+    client_cpu: f64,
+    server_cpu: Option<f64>,
+}
+
+impl Figures {
+    fn of(tally: &Tally, size: usize) -> Figures {
+        let seconds = tally.elapsed().as_secs_f64();
+        let per_second = if seconds > 0.0 { tally.round_trips as f64 / seconds } else { 0.0 };
+        let h = &tally.histogram;
+        let latency = (!h.is_empty()).then(|| {
+            let q = |quantile| h.value_at_quantile(quantile);
+            [h.min(), q(0.5), q(0.9), q(0.99), q(0.999), h.max()]
+        });
+        Figures {
+            round_trips: tally.round_trips,
+            seconds,
+            per_second,
+            mb_per_second: per_second * size as f64 / 1e6,
+            latency,
+            client_cpu: tally.cpu.as_secs_f64(),
+            server_cpu: tally.server_cpu().map(|d| d.as_secs_f64()),
+        }
+    }
+
+    fn per_server_cpu(&self) -> Option<f64> {
+        self.server_cpu.filter(|&s| s > 0.0).map(|s| self.round_trips as f64 / s)
+    }
+
+    fn per_cpu(&self) -> Option<f64> {
+        let total = self.client_cpu + self.server_cpu?;
+        (total > 0.0).then(|| self.round_trips as f64 / total)
+    }
+}
+
+const LATENCY_ROWS: [&str; 6] = ["min", "p50", "p90", "p99", "p99.9", "max"];
+
+fn settings_line(config: &BenchConfig) -> String {
+    let clients = if config.clients == 1 {
+        "1 client".to_string()
+    } else {
+        format!("{} clients", grouped(config.clients as u64))
+    };
+    let window =
+        if config.window == 1 { "window 1 (ping-pong)".to_string() } else { format!("window {}", config.window) };
+    let run = match config.stop {
+        Stop::Messages(n) => format!("{} messages each", grouped(n)),
+        Stop::Duration(d) => format!("{} s", d.as_secs_f64()),
+    };
+    let rate = config.rate.map_or_else(String::new, |r| format!(", open loop at {}/s", grouped(r as u64)));
+    format!(
+        "{clients}, {window}, {}-byte messages, {run} after {} s warm-up{rate}",
+        config.size,
+        config.warmup.as_secs_f64()
+    )
+}
+
+fn server_line(config: &BenchConfig) -> String {
+    if config.connect {
+        let at = config
+            .path
+            .as_ref()
+            .map_or_else(|| format!("{}:{}", config.host, config.port), |p| p.display().to_string());
+        format!("the server at {at} (--connect; its CPU time is not seen)")
+    } else {
+        "in-process (netpair server --reply upper, one thread)".into()
+    }
+}
+
+fn table(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let figures: Vec<Figures> = outcomes.iter().map(|o| Figures::of(&o.tally, config.size)).collect();
+    let mut row = |label: &str, cell: &dyn Fn(&Outcome, &Figures) -> String| {
+        rows.push((label.to_string(), outcomes.iter().zip(&figures).map(|(o, f)| cell(o, f)).collect()));
+    };
+    row("round trips", &|_, f| grouped(f.round_trips));
+    row("time measured", &|_, f| format!("{:.3} s", f.seconds));
+    row("round trips/s", &|_, f| grouped(f.per_second.round() as u64));
+    row("MB/s each way", &|_, f| format!("{:.2}", f.mb_per_second));
+    for (k, name) in LATENCY_ROWS.iter().enumerate() {
+        row(&format!("round trip {name}"), &|_, f| f.latency.map_or_else(|| "-".into(), |l| nanos(l[k])));
+    }
+    row("lost (no reply in 1 s)", &|o, _| grouped(o.tally.lost));
+    row("  of which came late", &|o, _| grouped(o.tally.late));
+    row("wrong replies", &|o, _| grouped(o.tally.wrong));
+    row("clients failed", &|o, _| match &o.tally.first_failure {
+        Some(why) => format!("{} ({why})", o.tally.failed),
+        None => "0".into(),
+    });
+    row("client CPU", &|_, f| format!("{:.3} s", f.client_cpu));
+    row("server CPU", &|_, f| f.server_cpu.map_or_else(|| "-".into(), |s| format!("{s:.3} s")));
+    row("round trips per server CPU-s", &|_, f| f.per_server_cpu().map_or_else(|| "-".into(), |r| grouped(r as u64)));
+    row("round trips per CPU-s, all", &|_, f| f.per_cpu().map_or_else(|| "-".into(), |r| grouped(r as u64)));
+
+    let label_width = rows.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..outcomes.len())
+        .map(|c| {
+            rows.iter()
+                .map(|(_, cells)| cells[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(outcomes[c].proto.name().len())
+        })
+        .collect();
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out = format!(
+        "netpair bench: {}\nserver: {}; client threads: {}; cores: {cores}\n\n",
+        settings_line(config),
+        server_line(config),
+        config.threads
+    );
+    let _ = write!(out, "{:label_width$}", "");
+    for (o, width) in outcomes.iter().zip(&widths) {
+        let _ = write!(out, " | {:>width$}", o.proto.name());
+    }
+    out.push('\n');
+    for (label, cells) in &rows {
+        let pad = label_width - label.chars().count();
+        let _ = write!(out, "{label}{:pad$}", "");
+        for (cell, width) in cells.iter().zip(&widths) {
+            let pad = width - cell.chars().count();
+            let _ = write!(out, " | {:pad$}{cell}", "");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn json(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+    let mut settings = Json::default();
+    settings.int("clients", config.clients as u64).int("window", config.window as u64).int("size", config.size as u64);
+    match config.stop {
+        Stop::Messages(n) => settings.int("messages", n),
+        Stop::Duration(d) => settings.num("duration_s", d.as_secs_f64()),
+    };
+    settings.num("warmup_s", config.warmup.as_secs_f64());
+    if let Some(rate) = config.rate {
+        settings.num("rate", rate);
+    }
+    settings.int("threads", config.threads as u64);
+    settings.int("cores", thread::available_parallelism().map_or(1, |n| n.get()) as u64);
+    settings.str("server", if config.connect { "connect" } else { "in-process" });
+    let mut out = format!("{{\"settings\":{},\"results\":{{", settings.finish());
+    for (i, o) in outcomes.iter().enumerate() {
+        let t = &o.tally;
+        let f = Figures::of(t, config.size);
+        let mut j = Json::default();
+        j.int("round_trips", f.round_trips)
+            .int("sent", t.sent)
+            .num("elapsed_s", f.seconds)
+            .num("round_trips_per_s", f.per_second)
+            .num("mb_per_s", f.mb_per_second);
+        if let Some(l) = f.latency {
+            for (name, value) in ["min", "p50", "p90", "p99", "p999", "max"].iter().zip(l) {
+                j.num(&format!("rtt_{name}_us"), value as f64 / 1000.0);
+            }
+        }
+        j.int("lost", t.lost).int("late", t.late).int("wrong", t.wrong).int("failed_clients", t.failed);
+        if let Some(why) = &t.first_failure {
+            j.str("failure", why);
+        }
+        j.num("client_cpu_s", f.client_cpu);
+        if let Some(s) = f.server_cpu {
+            j.num("server_cpu_s", s);
+        }
+        if let Some(r) = f.per_server_cpu() {
+            j.num("round_trips_per_server_cpu_s", r);
+        }
+        if let Some(r) = f.per_cpu() {
+            j.num("round_trips_per_cpu_s", r);
+        }
+        let _ = write!(out, "{}\"{}\":{}", if i > 0 { "," } else { "" }, o.proto.name(), j.finish());
+    }
+    out.push_str("}}\n");
+    out
+}
+
+/// A time in nanoseconds, in the unit that reads best.
+fn nanos(n: u64) -> String {
+    match n {
+        0..1_000_000 => format!("{:.1} µs", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.3} ms", n as f64 / 1e6),
+        _ => format!("{:.3} s", n as f64 / 1e9),
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(1234567), "1,234,567");
+        assert_eq!(nanos(23_456), "23.5 µs");
+        assert_eq!(nanos(1_500_000), "1.500 ms");
+    }
+}

@@ -1,0 +1,174 @@
+//! `netpair bench`: small runs over every transport, against its own in-process server and against
+//! a separately started `netpair server`, with every reply checked and counted.
+
+mod common;
+
+use common::{Output, Proto, Server, netpair, run};
+use serde_json::Value;
+
+/// Runs `netpair ARGS` and parses its `--json` document.
+fn bench_json(args: &[String]) -> (Output, Value) {
+    let mut command = netpair(&[]);
+    command.args(args).arg("--json");
+    let out = run(command, b"");
+    let doc = serde_json::from_str(out.stdout().trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document: {e}{out}"));
+    (out, doc)
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+fn num(result: &Value, key: &str) -> f64 {
+    result[key].as_f64().unwrap_or_else(|| panic!("no number {key:?} in {result}"))
+}
+
+/// Every figure a clean run must show: all replies right, none lost, and numbers that make sense.
+fn assert_clean(result: &Value, round_trips: f64, with_server_cpu: bool, out: &Output) {
+    assert_eq!(num(result, "round_trips"), round_trips, "{result}{out}");
+    // Warm-up messages are sent but not counted as round trips.
+    assert!(num(result, "sent") >= round_trips, "{result}{out}");
+    for key in ["lost", "late", "wrong", "failed_clients"] {
+        assert_eq!(num(result, key), 0.0, "{key} in {result}{out}");
+    }
+    let latency: Vec<f64> =
+        ["min", "p50", "p90", "p99", "p999", "max"].iter().map(|q| num(result, &format!("rtt_{q}_us"))).collect();
+    assert!(latency[0] > 0.0, "{result}");
+    assert!(latency.windows(2).all(|w| w[0] <= w[1]), "percentiles out of order: {latency:?}");
+    assert!(latency[5] < 1_000_000.0, "a round trip over the 1 s timeout was timed: {result}");
+    assert!(num(result, "elapsed_s") > 0.0 && num(result, "round_trips_per_s") > 0.0, "{result}");
+    let expected_mb = num(result, "round_trips_per_s") * 64.0 / 1e6;
+    assert!((num(result, "mb_per_s") - expected_mb).abs() < 1e-3, "{result}");
+    assert!(num(result, "client_cpu_s") > 0.0, "{result}");
+    if with_server_cpu {
+        assert!(num(result, "server_cpu_s") > 0.0, "{result}");
+        assert!(num(result, "round_trips_per_server_cpu_s") > 0.0, "{result}");
+        assert!(num(result, "round_trips_per_cpu_s") > 0.0, "{result}");
+    } else {
+        assert!(result.get("server_cpu_s").is_none(), "{result}");
+    }
+}
+
+#[test]
+fn every_transport_against_the_in_process_server() {
+    let (out, doc) = bench_json(&strings(&[
+        "--proto",
+        "tcp,udp,unix,unixgram",
+        "bench",
+        "--clients",
+        "3",
+        "--messages",
+        "200",
+        "--window",
+        "2",
+        "--warmup",
+        "0",
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(doc["settings"]["clients"], 3, "{doc}");
+    assert_eq!(doc["settings"]["server"], "in-process", "{doc}");
+    for proto in Proto::ALL {
+        assert_clean(&doc["results"][proto.name()], 600.0, true, &out);
+        assert_eq!(num(&doc["results"][proto.name()], "sent"), 600.0, "{doc}");
+    }
+}
+
+#[test]
+fn a_table_with_one_column_per_transport() {
+    let out = run(netpair(&["--proto", "tcp,udp", "bench", "--messages", "50", "--warmup", "0"]), b"");
+    assert_eq!(out.code, Some(0), "{out}");
+    let text = out.stdout();
+    let header = text.lines().find(|l| l.contains("| ")).unwrap_or_else(|| panic!("no table{out}"));
+    assert!(header.contains("tcp") && header.contains("udp"), "{out}");
+    for row in ["round trips/s", "round trip p50", "round trip p99.9", "lost", "wrong replies", "server CPU"] {
+        assert!(text.contains(row), "no {row:?} row{out}");
+    }
+    assert!(out.stderr().is_empty(), "stderr is not a terminal: no progress line expected{out}");
+}
+
+#[test]
+fn duration_and_open_loop_rate() {
+    let (out, doc) = bench_json(&strings(&[
+        "--proto",
+        "udp",
+        "bench",
+        "--clients",
+        "2",
+        "--duration",
+        "400ms",
+        "--rate",
+        "1000",
+        "--warmup",
+        "100ms",
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let result = &doc["results"]["udp"];
+    // 1000/s for 0.4 s: 400 round trips, give or take a scheduled send at either edge.
+    let round_trips = num(result, "round_trips");
+    assert!((390.0..=410.0).contains(&round_trips), "{result}{out}");
+    assert_clean(result, round_trips, true, &out);
+}
+
+#[test]
+fn many_clients_connect_in_batches() {
+    let (out, doc) = bench_json(&strings(&["bench", "--clients", "300", "--messages", "5", "--warmup", "0"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_clean(&doc["results"]["tcp"], 1500.0, true, &out);
+}
+
+#[test]
+fn connect_loads_a_running_server() {
+    for proto in [Proto::Tcp, Proto::Udp, Proto::Unixgram] {
+        let server = Server::start(proto, &[]);
+        let mut args = server.target();
+        args.extend(strings(&["bench", "--connect", "--clients", "2", "--messages", "100", "--warmup", "0"]));
+        let (out, doc) = bench_json(&args);
+        assert_eq!(out.code, Some(0), "{out}");
+        assert_eq!(doc["settings"]["server"], "connect", "{doc}");
+        assert_clean(&doc["results"][proto.name()], 200.0, false, &out);
+        let served = server.stop();
+        assert!(served.stderr().contains("200 messages"), "the server did not see the bench's messages{served}");
+    }
+}
+
+#[test]
+fn replies_that_are_not_the_uppercase_are_counted_wrong() {
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let server = Server::start(proto, &["--reply", "echo"]);
+        let mut args = server.target();
+        args.extend(strings(&["bench", "--connect", "--clients", "2", "--messages", "50", "--warmup", "0"]));
+        let (out, doc) = bench_json(&args);
+        assert_eq!(out.code, Some(3), "wrong replies must fail the run{out}");
+        let result = &doc["results"][proto.name()];
+        assert_eq!(num(result, "wrong"), 100.0, "{result}{out}");
+        assert_eq!(num(result, "round_trips"), 0.0, "{result}{out}");
+        assert_eq!(num(result, "lost"), 0.0, "{result}{out}");
+        server.stop();
+    }
+}
+
+#[test]
+fn no_server_to_connect_to() {
+    let port = common::free_port().to_string();
+    let out = run(netpair(&["--port", &port, "bench", "--connect", "--messages", "5"]), b"");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr().contains("cannot connect") && out.stderr().contains(&port), "{out}");
+}
+
+#[test]
+fn flags_that_do_not_fit() {
+    for args in [
+        &["bench", "--size", "4"][..],
+        &["bench", "--clients", "0"],
+        &["bench", "--messages", "5", "--duration", "1s"],
+        &["bench", "--rate", "0"],
+        &["--proto", "unix", "bench", "--connect"],
+        &["--proto", "unix,unixgram", "--path", "/tmp/x.sock", "bench", "--connect"],
+        &["--proto", "udp", "bench", "--size", "70000"],
+    ] {
+        let out = run(netpair(args), b"");
+        assert_eq!(out.code, Some(2), "{out}");
+        assert!(out.stdout().is_empty(), "{out}");
+    }
+}
