@@ -96,7 +96,9 @@ impl Client {
                 .waiting
                 .as_ref()
                 .map(|w| (w.sent_at + self.config.timeout).saturating_duration_since(Instant::now()));
-            if self.transport.has_unread() {
+            // A send can fail at once (a datagram too long, a dead unixgram server): say so now,
+            // not after waiting --timeout for a reply that cannot come.
+            if self.transport.has_unread() || self.broken.is_some() {
                 timeout = Some(Duration::ZERO);
             }
             self.event_loop.wait(timeout)?;

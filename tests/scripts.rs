@@ -1,0 +1,91 @@
+//! Runs every script in `scripts/` as a person would (bash, from the repo root) against the binary
+//! under test, so what they claim about the transports stays true.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Output, Process};
+
+/// The longest a script may run: lossy-link.sh takes about 20s, the others a few seconds.
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(180);
+
+/// One script at a time: they time replies and count drops, and the machine has few cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs `scripts/NAME` to the end, with `NETPAIR` set so it does not build a binary of its own.
+fn run_script(name: &str) -> Output {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut command = Command::new("bash");
+    command
+        .arg(format!("scripts/{name}"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NETPAIR", env!("CARGO_BIN_EXE_netpair"));
+    let mut process = Process::spawn(command, Stdio::null());
+    let deadline = Instant::now() + SCRIPT_DEADLINE;
+    while !process.has_exited() {
+        if Instant::now() >= deadline {
+            // SIGTERM, not SIGKILL: the script's trap then stops its servers and deletes its
+            // namespaces. The process is killed outright when dropped, if it has not ended by then.
+            // SAFETY: kill(2) on our own child's pid, not yet reaped.
+            unsafe { libc::kill(process.id() as libc::pid_t, libc::SIGTERM) };
+            let grace = Instant::now() + Duration::from_secs(10);
+            while !process.has_exited() && Instant::now() < grace {
+                thread::sleep(Duration::from_millis(50));
+            }
+            panic!(
+                "{name} still running after {SCRIPT_DEADLINE:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                process.stdout(),
+                process.stderr()
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    process.wait()
+}
+
+fn assert_green(name: &str) -> Output {
+    let out = run_script(name);
+    assert_eq!(out.code, Some(0), "{name} failed:{out}");
+    out
+}
+
+#[test]
+fn compare_sh() {
+    assert_green("compare.sh");
+}
+
+#[test]
+fn boundaries_sh() {
+    assert_green("boundaries.sh");
+}
+
+#[test]
+fn big_messages_sh() {
+    assert_green("big-messages.sh");
+}
+
+#[test]
+fn no_server_sh() {
+    assert_green("no-server.sh");
+}
+
+#[test]
+fn server_restart_sh() {
+    assert_green("server-restart.sh");
+}
+
+/// Needs root, `ip netns` and `nft`; where any is missing the script says SKIP and exits 0.
+#[test]
+fn lossy_link_sh() {
+    let out = assert_green("lossy-link.sh");
+    let stdout = out.stdout();
+    if let Some(why) = stdout.lines().find(|line| line.starts_with("SKIP: ")) {
+        eprintln!("lossy-link.sh skipped: {why}");
+        return;
+    }
+    assert!(stdout.contains("ok: udp: lost "), "{out}");
+}
