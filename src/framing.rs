@@ -37,22 +37,17 @@ impl LineFramer {
         while let Some(end) = data.iter().position(|&b| b == b'\n') {
             let (head, rest) = (&data[..end], &data[end + 1..]);
             data = rest;
+            // Checked before copying, so an over-long line is never held, not even for a moment.
+            self.check(head)?;
             if self.partial.is_empty() {
-                emit(self.check(strip_cr(head))?);
+                emit(strip_cr(head));
             } else {
                 self.partial.extend_from_slice(head);
-                let line = std::mem::take(&mut self.partial);
-                emit(self.check(strip_cr(&line))?);
-                self.partial = line;
+                emit(strip_cr(&self.partial));
                 self.partial.clear();
             }
         }
-        // A trailing '\r' may still be the first half of "\r\n", so allow one byte over.
-        if self.partial.len() + data.len() > self.max + 1 {
-            let seen = self.partial.len() + data.len();
-            self.partial = Vec::new();
-            return Err(TooLong { seen });
-        }
+        self.check(data)?;
         self.partial.extend_from_slice(data);
         if self.partial.is_empty() && self.partial.capacity() > KEEP_CAPACITY {
             self.partial = Vec::new();
@@ -77,8 +72,17 @@ impl LineFramer {
         Some(line)
     }
 
-    fn check<'a>(&self, line: &'a [u8]) -> Result<&'a [u8], TooLong> {
-        if line.len() > self.max { Err(TooLong { seen: line.len() }) } else { Ok(line) }
+    /// Fails, dropping what is held, if the held bytes followed by `more` make a line over the bound.
+    /// A final '\r' is not counted: it may be the first half of "\r\n" (and `finish` drops it too),
+    /// so at most `max + 1` bytes are ever held.
+    fn check(&mut self, more: &[u8]) -> Result<(), TooLong> {
+        let ends_cr = more.last().or(self.partial.last()) == Some(&b'\r');
+        let seen = self.partial.len() + more.len() - usize::from(ends_cr);
+        if seen > self.max {
+            self.partial = Vec::new();
+            return Err(TooLong { seen });
+        }
+        Ok(())
     }
 }
 

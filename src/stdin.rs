@@ -51,6 +51,7 @@ pub fn spawn(reader: impl BufRead + Send + 'static, max: usize, waker: Arc<Waker
 pub fn read_line(reader: &mut impl BufRead, max: usize) -> io::Result<Option<Result<Vec<u8>, usize>>> {
     let mut line = Vec::new();
     let mut seen = 0usize;
+    let mut last = None;
     loop {
         let available = match reader.fill_buf() {
             Ok(buf) => buf,
@@ -68,8 +69,9 @@ pub fn read_line(reader: &mut impl BufRead, max: usize) -> io::Result<Option<Res
             None => (available, false),
         };
         seen += chunk.len();
+        last = chunk.last().copied().or(last);
         // One byte of slack: a '\r' just before the '\n' is not part of the line.
-        if seen <= max + 1 {
+        if seen <= max.saturating_add(1) {
             line.extend_from_slice(chunk);
         }
         let used = chunk.len() + usize::from(done);
@@ -78,11 +80,12 @@ pub fn read_line(reader: &mut impl BufRead, max: usize) -> io::Result<Option<Res
             break;
         }
     }
-    if line.last() == Some(&b'\r') {
-        line.pop();
+    // Judged by the line's real last byte: an over-long line is only partly held.
+    if last == Some(b'\r') {
         seen -= 1;
+        line.truncate(seen);
     }
-    if seen > max || line.len() > max {
+    if seen > max {
         return Ok(Some(Err(seen)));
     }
     Ok(Some(Ok(line)))

@@ -1,0 +1,85 @@
+//! What the fuzz targets share: an allocator that records the largest allocation a call makes, and a
+//! model of how a byte stream should split into bounded lines.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Passes every request to the system allocator, noting the largest one made while `watched` runs.
+pub struct Watching;
+
+thread_local! {
+    static WATCHED: Cell<bool> = const { Cell::new(false) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    // try_with: allocations during thread teardown find the thread-locals gone.
+    let _ = WATCHED.try_with(|watched| {
+        if watched.get() {
+            LARGEST.with(|largest| largest.set(largest.get().max(size)));
+        }
+    });
+}
+
+unsafe impl GlobalAlloc for Watching {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Watching = Watching;
+
+/// Runs `f`, returning what it returned and the largest single allocation it asked for.
+pub fn watched<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LARGEST.with(|largest| largest.set(0));
+    WATCHED.with(|w| w.set(true));
+    let result = f();
+    WATCHED.with(|w| w.set(false));
+    (result, LARGEST.with(Cell::get))
+}
+
+/// Runs `f` with its allocations not counted (the target's own bookkeeping inside a watched call).
+pub fn unwatched<T>(f: impl FnOnce() -> T) -> T {
+    let was = WATCHED.with(|w| w.replace(false));
+    let result = f();
+    WATCHED.with(|w| w.set(was));
+    result
+}
+
+/// The most a framer of bound `max` may ask for at once: its unfinished line holds up to `max + 1`
+/// bytes and a `Vec` doubles as it grows, from at least 8 bytes.
+pub fn allocation_bound(max: usize) -> usize {
+    max.saturating_add(1).saturating_mul(2).max(8)
+}
+
+/// What a bounded line reader should give for `input`: each line with its line end (`\n`, or `\r\n`)
+/// removed, `Err(length)` for one over `max` bytes; a last line without `\n` counts when not empty.
+pub fn model(input: &[u8], max: usize) -> Vec<Result<Vec<u8>, usize>> {
+    let mut segments: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+    if segments.last().is_some_and(|last| last.is_empty()) {
+        segments.pop();
+    }
+    segments
+        .into_iter()
+        .map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > max { Err(line.len()) } else { Ok(line.to_vec()) }
+        })
+        .collect()
+}

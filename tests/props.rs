@@ -1,0 +1,404 @@
+//! Property tests for the pure layers: the line framer, the uppercaser, stdin's bounded line reader and
+//! the bytes of a JSON event. `fuzz/` drives the framer and the uppercaser with the same checks.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{self, BufReader, Read, Write};
+use std::sync::{Arc, Mutex};
+
+use netpair::framing::{LineFramer, TooLong};
+use netpair::report::Report;
+use netpair::stdin::read_line;
+use netpair::transport::Proto;
+use netpair::upper::{MAX_GROWTH, upper};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+// The framer must not allocate past its bound, whatever it is fed: this allocator records the largest
+// single request made on the test's thread while `watched` runs.
+struct Watching;
+
+thread_local! {
+    static WATCHED: Cell<bool> = const { Cell::new(false) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    // try_with: allocations during thread teardown find the thread-locals gone.
+    let _ = WATCHED.try_with(|watched| {
+        if watched.get() {
+            LARGEST.with(|largest| largest.set(largest.get().max(size)));
+        }
+    });
+}
+
+unsafe impl GlobalAlloc for Watching {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Watching = Watching;
+
+/// Runs `f`, returning what it returned and the largest single allocation it asked for.
+fn watched<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LARGEST.with(|largest| largest.set(0));
+    WATCHED.with(|w| w.set(true));
+    let result = f();
+    WATCHED.with(|w| w.set(false));
+    (result, LARGEST.with(Cell::get))
+}
+
+/// Runs `f` with its allocations not counted (the test's own bookkeeping inside a watched call).
+fn unwatched<T>(f: impl FnOnce() -> T) -> T {
+    let was = WATCHED.with(|w| w.replace(false));
+    let result = f();
+    WATCHED.with(|w| w.set(was));
+    result
+}
+
+/// The most a framer of bound `max` may ask for at once: its unfinished line holds up to `max + 1`
+/// bytes and a `Vec` doubles as it grows, from at least 8 bytes.
+fn allocation_bound(max: usize) -> usize {
+    max.saturating_add(1).saturating_mul(2).max(8)
+}
+
+/// A bounded reader's lines: `Ok(line)`, or `Err(length)` for a line over the bound.
+type Lines = Vec<Result<Vec<u8>, usize>>;
+
+/// What a bounded line reader should give for `input`: each line with its line end (`\n`, or `\r\n`)
+/// removed, `Err(length)` for one over `max` bytes; a last line without `\n` counts when not empty.
+fn model(input: &[u8], max: usize) -> Lines {
+    let mut segments: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+    if segments.last().is_some_and(|last| last.is_empty()) {
+        segments.pop();
+    }
+    segments
+        .into_iter()
+        .map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > max { Err(line.len()) } else { Ok(line.to_vec()) }
+        })
+        .collect()
+}
+
+/// Cuts `input` at the given points (in any order, repeats giving empty pieces).
+fn chunks<'a>(input: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
+    let mut at: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+    at.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for end in at.into_iter().chain([input.len()]) {
+        pieces.push(&input[start..end]);
+        start = end;
+    }
+    pieces
+}
+
+/// The lines a framer gave, and how it ended.
+type Framed = (Vec<Vec<u8>>, Result<(), TooLong>);
+
+/// Frames `pieces` with a bound of `max`: the lines given, then `finish`'s line or the first error.
+/// Checks after every push that the framer holds at most `max + 1` bytes and allocated within bounds.
+fn frame(pieces: &[&[u8]], max: usize) -> Result<Framed, TestCaseError> {
+    let mut framer = LineFramer::new(max);
+    let mut lines = Vec::new();
+    for piece in pieces {
+        let (pushed, largest) = watched(|| framer.push(piece, |line| unwatched(|| lines.push(line.to_vec()))));
+        prop_assert!(
+            largest <= allocation_bound(max),
+            "pushing {} bytes allocated {largest} bytes at once (bound {max})",
+            piece.len()
+        );
+        prop_assert!(framer.pending() <= max.saturating_add(1));
+        if let Err(too_long) = pushed {
+            prop_assert_eq!(framer.pending(), 0, "an over-long line is dropped whole");
+            return Ok((lines, Err(too_long)));
+        }
+    }
+    lines.extend(framer.finish());
+    Ok((lines, Ok(())))
+}
+
+/// Bytes of `\n`-free lines, or any bytes, with line ends and carriage returns common.
+fn byte(newlines: bool) -> BoxedStrategy<u8> {
+    let any =
+        if newlines { any::<u8>().boxed() } else { any::<u8>().prop_filter("no newline", |&b| b != b'\n').boxed() };
+    let mut choices = vec![Just(b'a').boxed(), Just(b'\r').boxed(), any.clone(), any];
+    if newlines {
+        choices.push(Just(b'\n').boxed());
+    }
+    proptest::strategy::Union::new(choices).boxed()
+}
+
+/// Lines within `max` bytes, each with its own line end (`true`: `\r\n`), and whether the last is ended.
+fn lines_within(max: usize) -> impl Strategy<Value = (Vec<(Vec<u8>, bool)>, bool)> {
+    let line = (prop::collection::vec(byte(false), 0..=max), any::<bool>());
+    (prop::collection::vec(line, 0..12), any::<bool>())
+}
+
+/// Joins lines with their line ends. A line ending in `\r` always gets `\r\n`: with `\n` alone
+/// its `\r` would read as part of the line end. The last line is left open only when that is unambiguous.
+fn join(lines: &[(Vec<u8>, bool)], end_last: bool) -> Vec<u8> {
+    let mut input = Vec::new();
+    for (i, (line, crlf)) in lines.iter().enumerate() {
+        input.extend_from_slice(line);
+        let last = i + 1 == lines.len();
+        let open = last && !end_last && !line.is_empty() && line.last() != Some(&b'\r');
+        if open {
+            break;
+        }
+        let crlf = *crlf || line.last() == Some(&b'\r');
+        input.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+    }
+    input
+}
+
+fn bound() -> impl Strategy<Value = usize> {
+    prop_oneof![4 => 0..24usize, 1 => Just(usize::MAX)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        // Failures found are kept below as plain tests instead.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn framing_lines_within_the_bound_is_lossless(
+        (max, (lines, end_last)) in (0..24usize).prop_flat_map(|max| (Just(max), lines_within(max))),
+        cuts in prop::collection::vec(any::<Index>(), 0..16),
+    ) {
+        let input = join(&lines, end_last);
+        let (got, end) = frame(&chunks(&input, &cuts), max)?;
+        prop_assert!(end.is_ok(), "{end:?}");
+        let want: Vec<Vec<u8>> = lines.into_iter().map(|(line, _)| line).collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn framing_any_bytes_matches_the_model(
+        input in prop::collection::vec(byte(true), 0..200),
+        cuts in prop::collection::vec(any::<Index>(), 0..16),
+        max in bound(),
+    ) {
+        let (got, end) = frame(&chunks(&input, &cuts), max)?;
+        let want = model(&input, max);
+        let fit = want.iter().take_while(|line| line.is_ok()).count();
+        let want_lines: Vec<Vec<u8>> = want[..fit].iter().flatten().cloned().collect();
+        prop_assert_eq!(got, want_lines);
+        match (end, want.get(fit)) {
+            (Ok(()), None) => {}
+            (Err(TooLong { seen }), Some(Err(len))) => {
+                prop_assert!(seen > max && seen <= *len, "seen {seen}, line {len}, bound {max}");
+            }
+            (end, want) => prop_assert!(false, "framer ended with {end:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn upper_of_utf8_is_unicode_uppercase(
+        text in prop::collection::vec(
+            prop_oneof![
+                any::<char>(),
+                prop::sample::select(vec!['a', 'z', 'ß', 'ΐ', 'ΰ', 'ﬃ', 'ŉ', 'ς', 'ı', 'ǅ', 'ᾀ', 'և']),
+            ],
+            0..32,
+        ).prop_map(String::from_iter),
+    ) {
+        let got = upper(text.as_bytes());
+        prop_assert_eq!(&got, &text.to_uppercase().into_bytes());
+        prop_assert!(got.len() <= MAX_GROWTH * text.len());
+    }
+
+    #[test]
+    fn upper_of_other_bytes_changes_only_ascii_letters(
+        mut bytes in prop::collection::vec(any::<u8>(), 0..64),
+        bad in any::<Index>(),
+        bad_byte in 0x80..=0xffu8,
+    ) {
+        // A lone continuation or lead byte (or 0xff) at the end makes any prefix invalid UTF-8.
+        bytes.insert(bad.index(bytes.len() + 1), bad_byte);
+        bytes.push(0xff);
+        prop_assume!(std::str::from_utf8(&bytes).is_err());
+        let got = upper(&bytes);
+        prop_assert_eq!(got.len(), bytes.len());
+        for (i, (&b, &u)) in bytes.iter().zip(&got).enumerate() {
+            prop_assert_eq!(u, b.to_ascii_uppercase(), "byte {} of {:x?}", i, bytes);
+        }
+    }
+
+    #[test]
+    fn upper_grows_at_most_max_growth(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        prop_assert!(upper(&bytes).len() <= MAX_GROWTH * bytes.len());
+    }
+
+    #[test]
+    fn read_line_within_the_bound_is_lossless(
+        (max, (lines, end_last)) in (0..24usize).prop_flat_map(|max| (Just(max), lines_within(max))),
+        reads in prop::collection::vec(read_step(), 0..24),
+        capacity in 1..16usize,
+    ) {
+        let input = join(&lines, end_last);
+        let got = read_all(&input, &reads, capacity, max)?;
+        let want: Vec<_> = lines.into_iter().map(|(line, _)| Ok(line)).collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn read_line_any_bytes_matches_the_model(
+        input in prop::collection::vec(byte(true), 0..200),
+        reads in prop::collection::vec(read_step(), 0..24),
+        capacity in 1..16usize,
+        max in bound(),
+    ) {
+        prop_assert_eq!(read_all(&input, &reads, capacity, max)?, model(&input, max));
+    }
+
+    #[test]
+    fn json_message_keeps_the_exact_bytes(
+        message in prop::collection::vec(byte(true), 0..48),
+    ) {
+        let out = Shared::default();
+        let mut report = Report::to(Proto::Tcp, true, false, Box::new(out.clone()), Box::new(io::sink()));
+        let upper = upper(&message);
+        report.message("127.0.0.1:1", false, &message, &upper).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let text = out.0.lock().map_err(|e| TestCaseError::fail(e.to_string()))?.clone();
+        prop_assert_eq!(text.iter().filter(|&&b| b == b'\n').count(), 1, "one line per event");
+        let event: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&text))))?;
+        prop_assert_eq!(exact(&event, "message"), Some(message));
+        prop_assert_eq!(exact(&event, "upper"), Some(upper));
+    }
+}
+
+/// One read from the scripted reader: `Some(n)` gives up to `n` bytes, `None` is an `Interrupted` error.
+fn read_step() -> impl Strategy<Value = Option<usize>> {
+    prop_oneof![6 => (1..8usize).prop_map(Some), 1 => Just(None)]
+}
+
+/// Reads `input` to its end with `read_line`, through a `BufReader` of `capacity` over a reader whose
+/// reads follow `reads` (then give everything left, one byte at a time).
+fn read_all(input: &[u8], reads: &[Option<usize>], capacity: usize, max: usize) -> Result<Lines, TestCaseError> {
+    let scripted = Scripted { input, reads: reads.iter().copied() };
+    let mut reader = BufReader::with_capacity(capacity, scripted);
+    let mut got = Vec::new();
+    // Each call consumes at least a byte, so this many calls must reach the end.
+    for _ in 0..=input.len() {
+        match read_line(&mut reader, max) {
+            Ok(Some(line)) => got.push(line),
+            Ok(None) => return Ok(got),
+            Err(e) => return Err(TestCaseError::fail(format!("read_line failed: {e}"))),
+        }
+    }
+    Err(TestCaseError::fail("read_line did not reach the end"))
+}
+
+struct Scripted<'a, I> {
+    input: &'a [u8],
+    reads: I,
+}
+
+impl<I: Iterator<Item = Option<usize>>> Read for Scripted<'_, I> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.reads.next() {
+            Some(None) => return Err(io::ErrorKind::Interrupted.into()),
+            Some(Some(n)) => n,
+            None => 1,
+        };
+        let n = n.min(buf.len()).min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input = &self.input[n..];
+        Ok(n)
+    }
+}
+
+/// A writer whose bytes the test reads back.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut buf = self.0.lock().map_err(|e| io::Error::other(e.to_string()))?;
+        buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The exact bytes of field `key`: from `KEY_hex` when present, else the text.
+fn exact(event: &serde_json::Value, key: &str) -> Option<Vec<u8>> {
+    if let Some(hex) = event.get(format!("{key}_hex")) {
+        let hex = hex.as_str()?;
+        return (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect();
+    }
+    Some(event.get(key)?.as_str()?.as_bytes().to_vec())
+}
+
+/// Every char's uppercase fits in `MAX_GROWTH` times its UTF-8 length, and some char needs all of it.
+/// `str::to_uppercase` maps char by char, so this bounds any text.
+#[test]
+fn max_growth_holds_for_every_char_and_is_tight() {
+    let mut tight = None;
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        let grown: usize = c.to_uppercase().map(char::len_utf8).sum();
+        assert!(
+            grown <= MAX_GROWTH * c.len_utf8(),
+            "{c:?} ({}) grows from {} to {grown} bytes",
+            c.escape_unicode(),
+            c.len_utf8()
+        );
+        if grown == MAX_GROWTH * c.len_utf8() && c.len_utf8() > 1 {
+            tight.get_or_insert(c);
+        }
+    }
+    assert!(tight.is_some(), "no char needs MAX_GROWTH: the bound could be lower");
+}
+
+/// Cases the properties found, kept as plain regressions.
+#[test]
+fn regressions() {
+    // An unfinished line of max + 1 bytes was handed out whole by `finish` when the stream ended.
+    let mut framer = LineFramer::new(5);
+    assert_eq!(framer.push(b"123456", |_| {}), Err(TooLong { seen: 6 }));
+    // The rest of a line begun in an earlier read was copied in whole before its length was checked.
+    let mut framer = LineFramer::new(5);
+    assert_eq!(framer.push(b"abc", |_| {}), Ok(()));
+    let long = [&[b'x'; 4096][..], b"\n"].concat();
+    let (pushed, largest) = watched(|| framer.push(&long, |_| {}));
+    assert_eq!(pushed, Err(TooLong { seen: 4099 }));
+    assert!(largest <= allocation_bound(5), "allocated {largest} bytes");
+    // The largest bound overflowed `max + 1`.
+    let mut lines = Vec::new();
+    assert_eq!(LineFramer::new(usize::MAX).push(b"a\r\nb", |l| lines.push(l.to_vec())), Ok(()));
+    assert_eq!(lines, [b"a"]);
+    assert_eq!(read_line(&mut &b"a\r\n"[..], usize::MAX).ok(), Some(Some(Ok(b"a".to_vec()))));
+    // A line split after a '\r' was reported one byte short once over the bound.
+    let mut reader = BufReader::with_capacity(3, &b"ab\rxyz\nok\n"[..]);
+    assert_eq!(read_line(&mut reader, 3).ok(), Some(Some(Err(6))));
+    assert_eq!(read_line(&mut reader, 3).ok(), Some(Some(Ok(b"ok".to_vec()))));
+    // An over-long line's own line end counted in its length as "\r\n" but not as "\n".
+    let mut reader = &b"abcdef\r\n"[..];
+    assert_eq!(read_line(&mut reader, 3).ok(), Some(Some(Err(6))));
+}
