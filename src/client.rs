@@ -135,17 +135,25 @@ impl Client {
                 Event::Message(_, reply) => self.on_reply(reply)?,
                 Event::Closed { name, reason, .. } if self.broken.is_none() => {
                     let proto = self.config.common.proto;
-                    let source = match reason {
-                        Closed::Failed(err) => err,
-                        other => std::io::Error::new(std::io::ErrorKind::ConnectionAborted, other.to_string()),
-                    };
-                    let what = match source.kind() {
-                        std::io::ErrorKind::ConnectionAborted => {
-                            format!("{proto} {name}: the server closed the connection")
+                    let (what, source) = match reason {
+                        Closed::Failed(err) => (format!("connection to {proto} {name} failed"), err),
+                        _ => {
+                            let closed = "the server closed the connection";
+                            (
+                                format!("{proto} {name}"),
+                                std::io::Error::new(std::io::ErrorKind::ConnectionAborted, closed),
+                            )
                         }
-                        _ => format!("connection to {proto} {name} failed"),
                     };
                     self.broken = Some(Error::Connect { what, source });
+                }
+                Event::NotSent { reason, .. } => {
+                    // Too big for the kernel (a Unix datagram past its buffer size): a line not sent,
+                    // not a lost reply, and the conversation goes on.
+                    if self.waiting.take().is_some() {
+                        self.summary.sent -= 1;
+                        self.skip(&format!("{} (the kernel refused it)", crate::error::describe(&reason)))?;
+                    }
                 }
                 Event::Closed { .. } | Event::Connected(_) => {}
             }
@@ -197,7 +205,11 @@ impl Client {
             self.transport.flush(self.event_loop.poll.registry(), &mut closed);
             self.summary.sent += 1;
             self.waiting = Some(Pending { seq: self.summary.sent, message: line, sent_at });
-            return self.handle(&mut closed);
+            self.handle(&mut closed)?;
+            if self.waiting.is_some() || self.broken.is_some() {
+                return Ok(());
+            }
+            // Refused at once (too big for the kernel): on to the next line.
         }
         Ok(())
     }

@@ -165,6 +165,9 @@ impl Server {
                     self.report.connected(self.transport.peer_name(peer))?;
                 }
                 Event::Message(peer, message) => self.answer(peer, &message)?,
+                Event::NotSent { peer, reason } => {
+                    warn!("reply to {} not sent: {}", self.transport.peer_name(peer), crate::error::describe(&reason));
+                }
                 Event::Closed { peer, name, reason } => {
                     self.owed.retain(|&owed| owed != peer);
                     self.report.disconnected(&name, &reason)?;

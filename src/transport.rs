@@ -111,7 +111,16 @@ pub struct PeerId(usize);
 pub enum Event {
     Connected(PeerId),
     Message(PeerId, Vec<u8>),
-    Closed { peer: PeerId, name: String, reason: Closed },
+    Closed {
+        peer: PeerId,
+        name: String,
+        reason: Closed,
+    },
+    /// A datagram the kernel refused as too big (EMSGSIZE): not sent, and the peer is still there.
+    NotSent {
+        peer: PeerId,
+        reason: io::Error,
+    },
 }
 
 /// Why a peer went away.
@@ -497,6 +506,8 @@ struct Conn {
     paused: bool,
     eof: bool,
     dirty: bool,
+    /// Listed in `Streams::unread`; once only, or each turn would read it once more than the last.
+    unread: bool,
     last_active: Instant,
 }
 
@@ -512,6 +523,7 @@ impl Conn {
             paused: false,
             eof: false,
             dirty: false,
+            unread: false,
             last_active: Instant::now(),
         }
     }
@@ -595,7 +607,7 @@ impl Streams {
             self.flush(registry, id, out);
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read(registry, id, out);
+            self.read(registry, id, out, !(event.is_read_closed() || event.is_error()));
         }
     }
 
@@ -672,7 +684,10 @@ impl Streams {
         turned_away
     }
 
-    fn read(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>) {
+    /// Reads what `id` sent. `short_read_drains`: the readiness event said nothing of a close or an
+    /// error, so a read shorter than the buffer has emptied the socket (epoll(7)) and the read that
+    /// would only say WouldBlock can be skipped: one system call fewer per message.
+    fn read(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>, short_read_drains: bool) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -689,7 +704,9 @@ impl Streams {
                 break;
             }
             if budget == 0 {
-                self.unread.push(id);
+                if !std::mem::replace(&mut conn.unread, true) {
+                    self.unread.push(id);
+                }
                 break;
             }
             let n = match conn.sock.read(&mut self.scratch) {
@@ -707,6 +724,7 @@ impl Streams {
             };
             budget = budget.saturating_sub(n);
             conn.last_active = Instant::now();
+            let drained = short_read_drains && n < self.scratch.len();
             let data = &self.scratch[..n];
             match self.framing {
                 Framing::Raw => out.push(Event::Message(id, data.to_vec())),
@@ -714,13 +732,16 @@ impl Streams {
                     let pushed = conn.framer.push(data, |line| out.push(Event::Message(id, line.to_vec())));
                     if let Err(too_long) = pushed {
                         warn!(
-                            "{} sent a line of over {} bytes (--max-message {}); closing it",
+                            "{} sent a line of {}+ bytes, over --max-message {}; closing it",
                             conn.name, too_long.seen, self.max_message
                         );
                         failed = Some(Closed::TooLong);
                         break;
                     }
                 }
+            }
+            if drained {
+                break;
             }
         }
         if let Some(reason) = failed {
@@ -772,7 +793,10 @@ impl Streams {
 
     fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
         for id in std::mem::take(&mut self.unread) {
-            self.read(registry, id, out);
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.unread = false;
+                self.read(registry, id, out, false);
+            }
         }
     }
 
@@ -803,6 +827,11 @@ impl Streams {
             if conn.eof {
                 return self.close(registry, id, Closed::ByPeer, out);
             }
+        } else if conn.written >= conn.unwritten() {
+            // A reader that keeps up only partly never lets the buffer empty: drop what was written
+            // (moving no more bytes than were written since the last time) or it grows without end.
+            conn.output.drain(..conn.written);
+            conn.written = 0;
         }
         // Ask for WRITABLE only while output waits, so an idle connection costs no wake-ups.
         let wants_write = conn.unwritten() > 0;
@@ -816,7 +845,9 @@ impl Streams {
         if conn.paused && conn.unwritten() <= LOW_WATER {
             debug!("resuming {}", conn.name);
             conn.paused = false;
-            self.unread.push(id);
+            if !std::mem::replace(&mut conn.unread, true) {
+                self.unread.push(id);
+            }
         }
     }
 
@@ -1134,6 +1165,9 @@ impl Datagrams {
             match self.sock.send_to(&datagram, &peer.key, self.connected) {
                 Ok(_) => return,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    return out.push(Event::NotSent { peer: id, reason: e });
+                }
                 Err(e) => return self.send_failed(id, e, out),
             }
         }
