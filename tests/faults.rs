@@ -180,8 +180,7 @@ fn sigterm_and_sigint_deliver_the_replies_due_then_exit_0() {
 fn a_client_that_never_reads_cannot_grow_the_server() {
     for proto in [Proto::Tcp, Proto::Unix] {
         let server = Server::start(proto, &[]);
-        let before = rss_kib(server.process.id());
-        let watch = RssWatch::start(server.process.id());
+        let before = memory_kib(server.process.id(), "VmRSS");
         let steady = Steady::start(&server);
         let mut greedy = Conn::open(&server);
         greedy.set_write_timeout(Duration::from_millis(500));
@@ -194,7 +193,7 @@ fn a_client_that_never_reads_cannot_grow_the_server() {
                 sent += line.len();
             }
         }
-        let peak = watch.finish();
+        let peak = memory_kib(server.process.id(), "VmHWM");
         let stats = steady.finish();
         assert!(sent > 256 * 1024, "{proto:?}: only {sent} bytes sent");
         assert!(
@@ -212,12 +211,59 @@ fn a_client_that_never_reads_cannot_grow_the_server() {
 }
 
 #[test]
+fn a_slow_reader_is_served_in_order_and_cannot_grow_the_server() {
+    let server = Server::start(Proto::Tcp, &[]);
+    let before = memory_kib(server.process.id(), "VmRSS");
+    let steady = Steady::start(&server);
+    let mut conn = Conn::open(&server);
+    let mut writer = conn.try_clone();
+    let sender = thread::spawn(move || {
+        let mut sent = 0;
+        while writer.write_all(format!("slow reader {sent}\n").as_bytes()).is_ok() {
+            sent += 1;
+        }
+    });
+    // Reads 64 KiB every 2 ms for 3 s: slower than the server could write, so it is always behind
+    // and the server pauses and resumes reading from it again and again.
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    while started.elapsed() < Duration::from_secs(3) {
+        let n = conn.read(&mut buf).expect("read");
+        got.extend_from_slice(&buf[..n]);
+        thread::sleep(Duration::from_millis(2));
+    }
+    let peak = memory_kib(server.process.id(), "VmHWM");
+    conn.shutdown_write();
+    got.extend(read_to_eof(&mut conn));
+    sender.join().expect("sender");
+    let stats = steady.finish();
+    let replies: Vec<&[u8]> = got.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    for (i, reply) in replies.iter().enumerate() {
+        let expected = format!("SLOW READER {i}");
+        // The last line may have been cut short by the shutdown; its reply is what the server got.
+        let whole = *reply == expected.as_bytes();
+        assert!(whole || (i + 1 == replies.len() && expected.as_bytes().starts_with(reply)), "reply {i}: {reply:?}");
+    }
+    eprintln!(
+        "slow reader: {} bytes of replies in order; server RSS {before} -> peak {peak} KiB; steady client {} \
+         rounds, slowest {:?}",
+        got.len(),
+        stats.rounds,
+        stats.slowest
+    );
+    assert!(got.len() > 4 << 20, "only {} bytes of replies", got.len());
+    assert!(peak < before + 16 * 1024, "server RSS rose from {before} KiB to {peak} KiB for a slow reader");
+    stop_cleanly(server);
+}
+
+#[test]
 fn thousands_of_silent_connections_do_not_starve_a_normal_client() {
     const SILENT: usize = 2000;
     let limit = raise_open_file_limit();
     assert!(limit >= SILENT as u64 + 100, "open-file limit {limit} is too low for {SILENT} connections (ulimit -Hn)");
     let server = Server::start(Proto::Tcp, &[]);
-    let before = rss_kib(server.process.id());
+    let before = memory_kib(server.process.id(), "VmRSS");
     let steady = Steady::start(&server);
     let mut silent = Vec::with_capacity(SILENT);
     for i in 0..SILENT {
@@ -229,7 +275,7 @@ fn thousands_of_silent_connections_do_not_starve_a_normal_client() {
         silent.push(stream);
     }
     wait_until("every silent connection is accepted", || count(&server.process.stdout(), "Connection from: ") > SILENT);
-    let after = rss_kib(server.process.id());
+    let after = memory_kib(server.process.id(), "VmRSS");
     let stats = steady.finish();
     assert_served_exactly(&server);
     eprintln!(
@@ -245,7 +291,7 @@ fn thousands_of_silent_connections_do_not_starve_a_normal_client() {
 fn buffers_shrink_back_once_written() {
     const CLIENTS: usize = 200;
     let server = Server::start(Proto::Tcp, &[]);
-    let before = rss_kib(server.process.id());
+    let before = memory_kib(server.process.id(), "VmRSS");
     // 30 KB: big enough to have been kept whole before buffers were shrunk back.
     let line = format!("{}\n", "big".repeat(10_000));
     let expected = upper(line.as_bytes());
@@ -258,7 +304,7 @@ fn buffers_shrink_back_once_written() {
         assert!(reply == expected);
         conns.push(conn);
     }
-    let after = rss_kib(server.process.id());
+    let after = memory_kib(server.process.id(), "VmRSS");
     let per_connection = (after.saturating_sub(before) * 1024) / CLIENTS as u64;
     eprintln!("{CLIENTS} idle connections after a 30 KB reply each: {before} -> {after} KiB, {per_connection} B each");
     assert!(per_connection < 8 * 1024, "{per_connection} bytes kept per idle connection");
@@ -365,8 +411,7 @@ fn random_zero_length_and_nul_datagrams_get_exact_replies() {
 #[test]
 fn a_100_mb_line_without_newline_is_cut_off_and_memory_stays_bounded() {
     let server = Server::start(Proto::Tcp, &[]);
-    let before = rss_kib(server.process.id());
-    let watch = RssWatch::start(server.process.id());
+    let before = memory_kib(server.process.id(), "VmRSS");
     let steady = Steady::start(&server);
     let mut flood = TcpStream::connect(&server.address).expect("connect");
     flood.set_write_timeout(Some(DEADLINE)).expect("timeout");
@@ -379,14 +424,15 @@ fn a_100_mb_line_without_newline_is_cut_off_and_memory_stays_bounded() {
         }
         Err(e) => Some(e),
     });
-    let peak = watch.finish();
+    let peak = memory_kib(server.process.id(), "VmHWM");
     steady.finish();
+    eprintln!("a line cut off after {sent} bytes: server RSS {before} -> peak {peak} KiB");
     assert!(failed.is_some(), "the server took all {sent} bytes of one line");
     assert!(peak < before + 16 * 1024, "server RSS rose from {before} KiB to {peak} KiB");
     server.wait_for("(message too long)");
     assert_served_exactly(&server);
     let out = stop_cleanly(server);
-    assert!(out.stderr().contains("(--max-message 1048576); closing it"), "{out}");
+    assert!(closed_for_length(&out, 1_048_576), "{out}");
 }
 
 #[test]
@@ -403,7 +449,7 @@ fn max_message_is_enforced_on_every_path() {
         assert_eq!(read_to_eof(&mut conn), b"", "{proto:?}");
         assert_served_exactly(&server);
         let out = stop_cleanly(server);
-        assert!(out.stderr().contains("(--max-message 1000); closing it"), "{out}");
+        assert!(closed_for_length(&out, 1000), "{out}");
     }
     // Datagram: at the limit is answered; over it is dropped with a log line; so is a reply that
     // uppercasing made bigger than the limit (the server never sends more than it accepts).
@@ -809,6 +855,12 @@ fn stop(process: Process) -> Output {
     process.stop()
 }
 
+/// The server's log says it closed a stream for a line over `--max-message max`.
+fn closed_for_length(out: &Output, max: usize) -> bool {
+    let bound = format!("--max-message {max}");
+    out.stderr().lines().any(|l| l.contains("sent a line of") && l.contains(&bound) && l.ends_with("closing it"))
+}
+
 /// `netpair: served N clients, M messages`.
 fn summary(out: &Output) -> Option<(usize, usize)> {
     let stderr = out.stderr();
@@ -845,37 +897,13 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// The server's resident memory in KiB.
-fn rss_kib(pid: u32) -> u64 {
+/// The server's resident memory in KiB: `VmRSS` now, or `VmHWM` for the most it has ever held.
+fn memory_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
-}
-
-/// The largest resident memory seen while it runs, sampled every 10 ms.
-struct RssWatch {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<u64>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> RssWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut peak = 0;
-            while !stopping.load(Ordering::SeqCst) {
-                peak = peak.max(rss_kib(pid));
-                thread::sleep(Duration::from_millis(10));
-            }
-            peak.max(rss_kib(pid))
-        });
-        RssWatch { stop, thread }
-    }
-
-    fn finish(self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().expect("rss watch")
-    }
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Closes with SO_LINGER 0: the kernel sends RST instead of FIN.
