@@ -125,7 +125,7 @@ pub struct ServerArgs {
     /// Serve one client and exit when it is done.
     #[arg(long)]
     pub once: bool,
-    /// Forget a peer that has sent nothing for this long (0 = never).
+    /// Forget a peer that has sent nothing, and taken none of its replies, for this long (0 = never).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub idle_timeout: Duration,
     /// Most peers served at once; more are turned away.
