@@ -4,7 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -287,24 +287,40 @@ impl Sock {
         matches!(self, Sock::Tcp(_) | Sock::Unix(_))
     }
 
-    /// Reads bytes (stream) or one datagram.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => s.read(buf),
-            Sock::Unix(s) => s.read(buf),
-            Sock::Udp(s) => s.recv(buf),
-            Sock::Unixgram(s) => s.recv(buf),
-        }
+    /// Reads bytes (stream) or one datagram; waits only when `wait` (and the socket blocks).
+    fn read(&mut self, buf: &mut [u8], wait: bool) -> io::Result<usize> {
+        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+        let n = unsafe { libc::recv(self.fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
     }
 
-    /// Writes bytes (stream) or sends one datagram.
+    /// Writes bytes (stream) or sends one datagram, never waiting.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => s.write(buf),
-            Sock::Unix(s) => s.write(buf),
-            Sock::Udp(s) => s.send(buf),
-            Sock::Unixgram(s) => s.send(buf),
+        // No SIGPIPE from a stream the server closed: the error says so instead.
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`.
+        let n = unsafe { libc::send(self.fd(), buf.as_ptr().cast(), buf.len(), flags) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+
+    /// Makes receives wait (at most `timeout`) unless told not to: for a thread with one socket,
+    /// which then waits in its receive call, as a plain blocking client does, instead of in epoll.
+    fn wait_in_receive(&self, timeout: Duration) -> io::Result<()> {
+        let fd = self.fd();
+        let tv = libc::timeval { tv_sec: timeout.as_secs() as libc::time_t, tv_usec: timeout.subsec_micros() as _ };
+        // SAFETY: fcntl and setsockopt on a descriptor we own; `tv` lives across the call.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let size = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+            if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const tv).cast(), size) < 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
+        Ok(())
     }
 }
 
@@ -608,6 +624,10 @@ impl<'a> Worker<'a> {
             Some(_) => Some(Timer::new(self.poll.registry()).map_err(|e| Error::io("creating a timer", e))?),
             None => None,
         };
+        // One socket and no schedule: wait for each reply in the receive call itself, one system
+        // call per reply where epoll takes two (the loop still wakes every SCAN for the timeouts).
+        let direct =
+            self.clients.len() == 1 && plan.interval.is_none() && self.clients[0].sock.wait_in_receive(SCAN).is_ok();
         for i in 0..self.clients.len() {
             if let Some(every) = plan.interval {
                 // Spread the clients' schedules evenly over one interval.
@@ -637,6 +657,10 @@ impl<'a> Worker<'a> {
                     timer.arm(*due, now);
                 }
             }
+            if direct && !self.clients[0].unwritten() && self.clients[0].state != State::Done {
+                self.read(0, false, true);
+                continue;
+            }
             match self.poll.poll(&mut events, Some(wake.saturating_duration_since(now))) {
                 Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(Error::io("waiting for events", e)),
                 _ => {}
@@ -655,7 +679,7 @@ impl<'a> Worker<'a> {
                     self.flush(i);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.read(i, event.is_read_closed() || event.is_error());
+                    self.read(i, event.is_read_closed() || event.is_error(), false);
                 }
             }
             let now = Instant::now();
@@ -818,7 +842,8 @@ impl<'a> Worker<'a> {
     }
 
     /// Reads and checks every reply waiting for client `i`, then sends what its window allows.
-    fn read(&mut self, i: usize, closing: bool) {
+    /// With `wait`, the first receive waits for a reply (see [`Sock::wait_in_receive`]).
+    fn read(&mut self, i: usize, closing: bool, wait: bool) {
         let plan = self.plan;
         let client = &mut self.clients[i];
         if matches!(client.state, State::Done | State::Connecting) {
@@ -828,7 +853,14 @@ impl<'a> Worker<'a> {
         let mut now = Instant::now();
         loop {
             let got = if stream {
-                client.sock.read(&mut self.read_buf)
+                client.sock.read(&mut self.read_buf, wait)
+            } else if wait {
+                // One datagram: whatever else is queued, the next wait returns at once.
+                let got = client.sock.read(&mut self.read_buf[..self.slot], true);
+                got.map(|n| {
+                    self.lens[0] = n;
+                    1
+                })
             } else {
                 recv_batch(client.sock.fd(), &mut self.read_buf, self.slot, DATAGRAM_BATCH, &mut self.lens)
             };
@@ -875,7 +907,8 @@ impl<'a> Worker<'a> {
                     client.partial.clear();
                 }
                 // A short read emptied the socket (epoll(7)): no need for a read that would block.
-                if n < self.read_buf.len() && !closing {
+                // A waiting read takes one turn: what is left, the next wait returns at once.
+                if wait || (n < self.read_buf.len() && !closing) {
                     break;
                 }
             } else {
@@ -888,7 +921,7 @@ impl<'a> Worker<'a> {
                     }
                 }
                 // Fewer datagrams than asked for: the queue is empty.
-                if n < DATAGRAM_BATCH {
+                if wait || n < DATAGRAM_BATCH {
                     break;
                 }
             }
