@@ -37,15 +37,16 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 pub fn conversation(input: Option<&Path>, messages: usize, size: usize) -> Result<Vec<Vec<u8>>> {
     if let Some(path) = input {
         let text = std::fs::read(path).map_err(|e| Error::io(format!("cannot read --input {}", path.display()), e))?;
+        // Lines as the client reads them: the last line end closes a line, and `q` ends the conversation.
+        let text = text.strip_suffix(b"\n").unwrap_or(&text);
         let lines: Vec<Vec<u8>> = text
             .split(|&b| b == b'\n')
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
-            .filter(|l| l != b"q")
+            .take_while(|l| l != b"q")
             .collect();
-        let lines = match lines.split_last() {
-            Some((last, rest)) if last.is_empty() => rest.to_vec(),
-            _ => lines,
-        };
+        if text.is_empty() {
+            return Err(Error::Usage(format!("--input {} has no lines", path.display())));
+        }
         if let Some((n, long)) = lines.iter().enumerate().find(|(_, l)| l.len() > UDP_MAX) {
             return Err(Error::Usage(format!(
                 "--input line {} is {} bytes, over the largest UDP message ({UDP_MAX}); compare runs every transport",
@@ -131,6 +132,10 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &TempDir) -> Result<Measured> {
         let line = numbered(1, size);
         match server.converse_once(&line) {
             Ok(summary) if summary.received == 1 => m.largest_intact = size,
+            Ok(summary) if summary.not_sent > 0 => {
+                m.first_refused = Some((size, "message too long (the sender's kernel)".into()));
+                break;
+            }
             Ok(_) => {
                 m.first_refused = Some((size, format!("no reply in {} ms", PROBE_TIMEOUT.as_millis())));
                 break;
