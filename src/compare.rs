@@ -133,7 +133,7 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &TempDir) -> Result<Measured> {
         match server.converse_once(&line) {
             Ok(summary) if summary.received == 1 => m.largest_intact = size,
             Ok(summary) if summary.not_sent > 0 => {
-                m.first_refused = Some((size, "message too long (the sender's kernel)".into()));
+                m.first_refused = Some((size, "too long (refused by the sending kernel)".into()));
                 break;
             }
             Ok(_) => {
