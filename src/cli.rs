@@ -16,7 +16,7 @@ Exit status:
   0  every message got its reply (server: stopped cleanly)
   1  could not listen or connect, or the connection broke (refused, reset, address in use, name not found)
   2  usage error
-  3  some replies never came (timeout)";
+  3  some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong";
 
 /// Run the socket tutorial's conversation over TCP, UDP, Unix stream or Unix datagram sockets.
 #[derive(Parser, Debug)]
