@@ -131,15 +131,20 @@ struct Outcome {
 /// Runs the bench for each transport in turn and prints one table (or one JSON object).
 /// Returns the exit status: 3 when a reply was lost or wrong.
 pub fn run(config: &BenchConfig) -> Result<u8> {
-    let per_client = if config.connect { 1 } else { 2 };
-    let needed = config.clients as u64 * per_client + SPARE_FILES;
+    // An in-process stream server holds one socket per client too; a datagram server holds one in all.
+    let both_ends = !config.connect && config.protos.iter().any(|p| p.is_stream());
+    let needed = config.clients as u64 * if both_ends { 2 } else { 1 } + SPARE_FILES;
     let limit = raise_open_file_limit(needed);
     if limit < needed {
+        let hint = if both_ends {
+            "; or start `netpair server` as a process of its own and use --connect, so each side needs half"
+        } else {
+            ""
+        };
         return Err(Error::Usage(format!(
-            "--clients {} needs about {needed} open files{}, but the limit is {limit} and cannot be raised here \
-             (ulimit -Hn; root may raise it up to /proc/sys/fs/nr_open)",
+            "--clients {} needs about {needed} open files, but the limit is {limit} and this process may not \
+             raise it (ulimit -Hn; with CAP_SYS_RESOURCE netpair raises it up to /proc/sys/fs/nr_open){hint}",
             config.clients,
-            if config.connect { "" } else { " (client and server sockets in one process)" },
         )));
     }
     let dir = SocketDir::new()?;

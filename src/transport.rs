@@ -178,6 +178,7 @@ impl Transport {
             (Proto::Udp, Endpoint::Inet { host, port }) => {
                 let sock = first_ok(resolve(host, *port)?, named, UdpSocket::bind)
                     .map_err(|(what, source)| Error::Bind { what, source })?;
+                widen_receive_buffer(&sock);
                 Transport::Datagram(Datagrams::new(settings, Dgram::Udp(sock), None, None))
             }
             (Proto::Unix, Endpoint::Path(path)) => {
@@ -1396,6 +1397,26 @@ fn private_socket_path() -> PathBuf {
     static COUNT: AtomicU32 = AtomicU32::new(0);
     let n = COUNT.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("netpair-client-{}-{n}.sock", std::process::id()))
+}
+
+/// What a UDP server asks of the kernel for its receive queue (which Linux doubles): room for one
+/// datagram from each of 10,000 clients at once, where the default (net.core.rmem_default, about
+/// 200 KiB) holds a few hundred and drops the rest.
+const RECEIVE_BUFFER: libc::c_int = 8 << 20;
+
+/// Widens a UDP server's receive queue to [`RECEIVE_BUFFER`]: past net.core.rmem_max where this
+/// process may (CAP_NET_ADMIN), else as far as rmem_max allows.
+fn widen_receive_buffer(sock: &impl AsRawFd) {
+    let want = RECEIVE_BUFFER;
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: setsockopt on a socket we own, reading one c_int that lives across the call.
+        let set =
+            unsafe { libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, option, (&raw const want).cast(), size) };
+        if set == 0 {
+            return;
+        }
+    }
 }
 
 /// Lets a burst of thousands of connects wait in the kernel instead of being dropped

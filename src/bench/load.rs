@@ -846,7 +846,10 @@ impl<'a> Worker<'a> {
     fn read(&mut self, i: usize, closing: bool, wait: bool) {
         let plan = self.plan;
         let client = &mut self.clients[i];
-        if matches!(client.state, State::Done | State::Connecting) {
+        // A client that is done still takes what comes (late replies, counted): a reply left
+        // unread in a Unix datagram socket holds the server's send buffer, and enough of them
+        // stop a server from sending to anyone.
+        if client.state == State::Connecting {
             return;
         }
         let stream = client.sock.is_stream();
