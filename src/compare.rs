@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cli::{Common, LINE_MAX, Reply, ServerConfig, UDP_MAX};
@@ -15,7 +15,7 @@ use crate::client;
 use crate::error::{Error, Result, describe};
 use crate::framing::Framing;
 use crate::report::{Json, Report, Summary};
-use crate::server::{Server, Stopper};
+use crate::server::Background;
 use crate::transport::{Endpoint, Proto};
 
 /// What to compare with.
@@ -212,8 +212,7 @@ struct Running {
     proto: Proto,
     endpoint: Endpoint,
     events: Capture,
-    stopper: Stopper,
-    thread: Option<JoinHandle<Result<()>>>,
+    server: Background,
 }
 
 impl Running {
@@ -221,7 +220,7 @@ impl Running {
         let endpoint = if proto.is_unix() { Endpoint::Path(dir.fresh("server")) } else { endpoint_port(0) };
         let max_message = if proto.is_stream() { LINE_MAX } else { UDP_MAX };
         let config = ServerConfig {
-            common: common(proto, endpoint.clone(), framing, max_message),
+            common: common(proto, endpoint, framing, max_message),
             reply: Reply::Upper,
             once: false,
             idle_timeout: Some(Duration::from_secs(60)),
@@ -229,18 +228,8 @@ impl Running {
         };
         let events = Capture::default();
         let report = Report::to(proto, true, false, Box::new(events.clone()), Box::new(io::sink()));
-        let server = Server::bind(config, report, false)?;
-        let endpoint = match endpoint {
-            Endpoint::Inet { host, .. } => {
-                let bound = server.local_name();
-                let port = bound.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                Endpoint::Inet { host, port }
-            }
-            path => path,
-        };
-        let stopper = server.stopper();
-        let thread = thread::spawn(move || server.run(Box::new(io::empty())));
-        Ok(Running { proto, endpoint, events, stopper, thread: Some(thread) })
+        let server = Background::start(config, report)?;
+        Ok(Running { proto, endpoint: server.endpoint().clone(), events, server })
     }
 
     fn log(&self) -> Log {
@@ -325,17 +314,9 @@ impl Running {
         }
     }
 
-    fn stop(mut self) {
-        self.stopper.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stopper.stop();
+    fn stop(self) {
+        // How the server ended is not a measurement: a failure here already showed in the cells.
+        let _ = self.server.stop();
     }
 }
 
