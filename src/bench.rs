@@ -254,7 +254,7 @@ fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<B
         idle_timeout: None,
         max_clients: config.clients + 64,
     };
-    Background::start(server, Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink())))
+    Background::start(server, Report::discard(proto))
 }
 
 fn progress(proto: Proto, shared: &Shared, elapsed: Duration) {
@@ -357,7 +357,7 @@ fn server_line(config: &BenchConfig) -> String {
             .path
             .as_ref()
             .map_or_else(|| format!("{}:{}", config.host, config.port), |p| p.display().to_string());
-        format!("the server at {at} (--connect; its CPU time is not seen)")
+        format!("netpair server at {at} (--connect: its CPU time is not seen from here)")
     } else {
         "in-process (netpair server --reply upper, one thread)".into()
     }

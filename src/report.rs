@@ -11,6 +11,8 @@ use crate::transport::{Closed, Proto};
 /// Where a session's events go, and in which form.
 pub struct Report {
     json: bool,
+    /// Writes nothing at all (an in-process server under `bench`): not even the formatting is done.
+    silent: bool,
     proto: Proto,
     prompt: bool,
     out: Box<dyn Write + Send>,
@@ -45,7 +47,12 @@ impl Report {
 
     /// A report into any pair of writers (in-process runs capture them).
     pub fn to(proto: Proto, json: bool, prompt: bool, out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Self {
-        Report { json, proto, prompt: prompt && !json, out, err }
+        Report { json, silent: false, proto, prompt: prompt && !json, out, err }
+    }
+
+    /// A report that shows nothing and costs nothing, for a server whose transcript nobody reads.
+    pub fn discard(proto: Proto) -> Self {
+        Report { silent: true, ..Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink())) }
     }
 
     /// `Listening on tcp 127.0.0.1:5001`: the real bound address, first line of a server's output.
@@ -67,6 +74,9 @@ impl Report {
 
     /// A message and its uppercase form, tagged with the peer when several are connected.
     pub fn message(&mut self, peer: &str, tagged: bool, message: &[u8], upper: &[u8]) -> Result<()> {
+        if self.silent {
+            return Ok(());
+        }
         if self.json {
             return self.event("message", |j| j.str("peer", peer).bytes("message", message).bytes("upper", upper));
         }

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# netpair's round trips against the best tools on this machine, one after the other:
+#  1. ping-pong, 1 client, 64-byte messages: netpair bench against sockperf ping-pong (UDP, TCP),
+#     interleaved ROUNDS times, medians, and netpair's p50 and p99 as a ratio to sockperf's;
+#  2. throughput, 64 clients, window 16: netpair's server (in-process, and as a process of its own)
+#     against a plain epoll server in C (compiled here), round trips/s and per server CPU-second;
+#  3. 10,000 clients: lost replies and the p99;
+#  4. `printf 'hi\nq\n' | netpair client` against `nc -N` for the same exchange, with hyperfine.
+# A peer that is not installed (sockperf, cc, nc, hyperfine) is a SKIP for its part.
+# Run it on a quiet machine: every figure here is shared with whatever else runs.
+# Settings: ROUNDS (3), SECONDS_EACH (3, per ping-pong run), THROUGHPUT_SECONDS (5), NETPAIR.
+. "$(dirname "$0")/lib.sh"
+
+ROUNDS=${ROUNDS:-3}
+SECONDS_EACH=${SECONDS_EACH:-3}
+THROUGHPUT_SECONDS=${THROUGHPUT_SECONDS:-5}
+
+command -v python3 >/dev/null || fail "python3 is needed to read the JSON figures"
+
+# field JSON_FILE PROTO KEY: one figure of a `netpair bench --json` result.
+field() {
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][sys.argv[2]].get(sys.argv[3], "-"))' "$@"
+}
+
+# median NUMBER...: the middle value (the lower middle of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+# ratio A B: A / B to two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+
+# free_port: a port free on 127.0.0.1 a moment ago (TCP and UDP).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# cpu_seconds PID: user + system CPU time a process has used so far.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
+echo "machine: $(nproc) cores, kernel $(uname -r); load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "netpair: $NETPAIR"
+
+# --- 1. ping-pong ------------------------------------------------------------------------------
+echo
+echo "== 1. ping-pong: 1 client, 64-byte messages; $ROUNDS rounds of ${SECONDS_EACH}s each, medians, round trips in us"
+if ! command -v sockperf >/dev/null; then
+  echo "SKIP sockperf comparison: sockperf is not installed (apt-get install sockperf)"
+fi
+declare -A np50 np99 sp50 sp99
+for ((round = 1; round <= ROUNDS; round++)); do
+  for proto in udp tcp; do
+    json=$NP_TMP/pp-$proto-$round.json
+    np_run "pp-$proto" /dev/null $((SECONDS_EACH + 30)) \
+      "$NETPAIR" --proto "$proto" bench --duration "${SECONDS_EACH}s" --warmup 0.5s --json ||
+      fail "netpair bench --proto $proto: $(tail -3 "$(err "pp-$proto")")"
+    cp "$(out "pp-$proto")" "$json"
+    np50[$proto]+=" $(field "$json" "$proto" rtt_p50_us)"
+    np99[$proto]+=" $(field "$json" "$proto" rtt_p99_us)"
+    command -v sockperf >/dev/null || continue
+    port=$(free_port)
+    flag=()
+    [[ $proto == tcp ]] && flag=(--tcp)
+    np_bg "sockperf-server" /dev/null sockperf server "${flag[@]}" -i 127.0.0.1 -p "$port"
+    wait_for 10 grep -q "to block on socket" "$(out sockperf-server)" || fail "sockperf server did not start"
+    np_run "sockperf-$proto" /dev/null $((SECONDS_EACH + 30)) \
+      sockperf ping-pong "${flag[@]}" -i 127.0.0.1 -p "$port" -m 64 -t "$SECONDS_EACH" ||
+      fail "sockperf ping-pong --proto $proto failed"
+    np_stop "sockperf-server" >/dev/null 2>&1 || true
+    # sockperf reports half the round trip: doubled here.
+    sp50[$proto]+=" $(awk '/percentile 50.000 =/ {print 2 * $NF}' "$(out "sockperf-$proto")")"
+    sp99[$proto]+=" $(awk '/percentile 99.000 =/ {print 2 * $NF}' "$(out "sockperf-$proto")")"
+  done
+done
+for proto in udp tcp; do
+  # shellcheck disable=SC2086 # the lists are space-separated numbers
+  n50=$(median ${np50[$proto]}) n99=$(median ${np99[$proto]})
+  line="$proto: netpair p50 $n50, p99 $n99 (runs: p50${np50[$proto]})"
+  if [[ -n ${sp50[$proto]:-} ]]; then
+    # shellcheck disable=SC2086
+    s50=$(median ${sp50[$proto]}) s99=$(median ${sp99[$proto]})
+    line+="; sockperf p50 $s50, p99 $s99 (runs: p50${sp50[$proto]}); netpair/sockperf p50 $(ratio "$n50" "$s50"), p99 $(ratio "$n99" "$s99")"
+  fi
+  echo "$line"
+done
+
+# --- 2. throughput ------------------------------------------------------------------------------
+echo
+echo "== 2. throughput: 64 clients, window 16, 64-byte messages, ${THROUGHPUT_SECONDS}s"
+load=(bench --clients 64 --window 16 --duration "${THROUGHPUT_SECONDS}s" --warmup 0.5s --json)
+json=$NP_TMP/tp.json
+np_run tp /dev/null $((THROUGHPUT_SECONDS * 2 + 60)) "$NETPAIR" --proto tcp,udp "${load[@]}" ||
+  fail "netpair bench (throughput): $(tail -3 "$(err tp)")"
+cp "$(out tp)" "$json"
+for proto in tcp udp; do
+  printf '%s: in-process netpair server: %.0f round trips/s, %.0f per server CPU-second, p99 %s us, lost %s, wrong %s\n' \
+    "$proto" "$(field "$json" $proto round_trips_per_s)" "$(field "$json" $proto round_trips_per_server_cpu_s)" \
+    "$(field "$json" $proto rtt_p99_us)" "$(field "$json" $proto lost)" "$(field "$json" $proto wrong)"
+done
+
+# against_server NAME PROTO PID PORT: loads a server process with the same clients; prints its
+# round trips/s and round trips per CPU-second of that process (warm-up included in both counts).
+against_server() {
+  local name=$1 proto=$2 pid=$3 port=$4 before after
+  before=$(cpu_seconds "$pid")
+  np_run "tp-$name-$proto" /dev/null $((THROUGHPUT_SECONDS * 2 + 60)) \
+    "$NETPAIR" --proto "$proto" --port "$port" "${load[@]}" --connect ||
+    fail "netpair bench --connect to $name: $(tail -3 "$(err "tp-$name-$proto")")"
+  after=$(cpu_seconds "$pid")
+  local json=$NP_TMP/tp-$name-$proto.json
+  cp "$(out "tp-$name-$proto")" "$json"
+  awk -v rt="$(field "$json" "$proto" round_trips_per_s)" -v sent="$(field "$json" "$proto" sent)" \
+    -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" -v what="$proto: $name" \
+    -v wrong="$(field "$json" "$proto" wrong)" -v lost="$(field "$json" "$proto" lost)" \
+    'BEGIN {printf "%s: %.0f round trips/s, %.0f per server CPU-second (%.2f s CPU), lost %s, wrong %s\n", what, rt, (cpu > 0 ? sent / cpu : 0), cpu, lost, wrong}'
+}
+
+for proto in tcp udp; do
+  np_server "np-$proto" "$NETPAIR" --proto "$proto" --port 0 server
+  against_server "netpair server process (transcript to a file)" "$proto" "${NP_PID[np-$proto]}" "$NP_PORT"
+  np_stop "np-$proto" >/dev/null 2>&1 || true
+done
+
+if command -v cc >/dev/null; then
+  # The baseline: what a plain level-triggered epoll server does with the same load, replies
+  # uppercased byte by byte (the bench's messages are ASCII lines, so a stream keeps its framing).
+  cat >"$NP_TMP/upper.c" <<'C'
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void upper(char *b, ssize_t n) { for (ssize_t i = 0; i < n; i++) b[i] = (char)toupper((unsigned char)b[i]); }
+
+int main(int argc, char **argv) {
+    int udp = argc > 1 && strcmp(argv[1], "udp") == 0, one = 1, big = 8 << 20;
+    int ls = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (udp) setsockopt(ls, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+    if (bind(ls, (void *)&a, sizeof a) < 0 || (!udp && listen(ls, 4096) < 0)) return perror("bind"), 1;
+    getsockname(ls, (void *)&a, &al);
+    printf("Listening on %s 127.0.0.1:%d\n", udp ? "udp" : "tcp", ntohs(a.sin_port));
+    fflush(stdout);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls}, evs[256];
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+    static char buf[65536];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (udp) {
+                struct sockaddr_in from;
+                socklen_t fl = sizeof from;
+                ssize_t r;
+                while ((r = recvfrom(fd, buf, sizeof buf, 0, (void *)&from, &fl)) >= 0) {
+                    upper(buf, r);
+                    sendto(fd, buf, r, 0, (void *)&from, fl);
+                    fl = sizeof from;
+                }
+            } else if (fd == ls) {
+                int c;
+                while ((c = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                }
+            } else {
+                ssize_t r = read(fd, buf, sizeof buf);
+                if (r <= 0) { close(fd); continue; }
+                upper(buf, r);
+                if (write(fd, buf, r) != r) close(fd); /* plain: no output buffer */
+            }
+        }
+    }
+}
+C
+  cc -O2 -o "$NP_TMP/upper" "$NP_TMP/upper.c" || fail "cannot compile the C baseline server"
+  for proto in tcp udp; do
+    np_server "c-$proto" "$NP_TMP/upper" "$proto"
+    against_server "plain epoll server in C" "$proto" "${NP_PID[c-$proto]}" "$NP_PORT"
+    np_stop "c-$proto" >/dev/null 2>&1 || true
+  done
+else
+  echo "SKIP plain epoll server baseline: no C compiler (cc)"
+fi
+
+# --- 3. 10,000 clients -------------------------------------------------------------------------
+echo
+echo "== 3. 10,000 clients, ping-pong, 20 messages each"
+# TCP: in one process that is 20,000 sockets, over many machines' hard open-file limit, so the
+# server runs as a process of its own here.
+np_server np-10k "$NETPAIR" --port 0 server --max-clients 10100
+json=$NP_TMP/10k-tcp.json
+np_run 10k-tcp /dev/null 300 "$NETPAIR" --port "$NP_PORT" bench --connect --clients 10000 --messages 20 --warmup 0 --json ||
+  echo "netpair bench --clients 10000 (tcp) exited $?: $(tail -3 "$(err 10k-tcp)")"
+cp "$(out 10k-tcp)" "$json"
+np_stop np-10k >/dev/null 2>&1 || true
+json_udp=$NP_TMP/10k-udp.json
+np_run 10k-udp /dev/null 300 "$NETPAIR" --proto udp bench --clients 10000 --messages 20 --warmup 0 --json ||
+  echo "netpair bench --clients 10000 (udp) exited $?: $(tail -3 "$(err 10k-udp)")"
+cp "$(out 10k-udp)" "$json_udp"
+for pair in "tcp:$json:netpair server process" "udp:$json_udp:in-process server"; do
+  IFS=: read -r proto file where <<<"$pair"
+  echo "$proto ($where): $(field "$file" "$proto" round_trips) round trips, lost $(field "$file" "$proto" lost)," \
+    "wrong $(field "$file" "$proto" wrong), p50 $(field "$file" "$proto" rtt_p50_us) us, p99 $(field "$file" "$proto" rtt_p99_us) us"
+done
+
+# --- 4. one line from a script -----------------------------------------------------------------
+echo
+printf '%s\n' "== 4. printf 'hi\\nq\\n' | netpair client, against nc -N for the same exchange"
+if ! command -v hyperfine >/dev/null; then
+  echo "SKIP: hyperfine is not installed (apt-get install hyperfine)"
+elif ! nc -h 2>&1 | grep -q -- '-N'; then
+  echo "SKIP: no nc with -N (apt-get install netcat-openbsd)"
+else
+  np_server np-one "$NETPAIR" --port 0 server
+  # The same shell and pipe around both, so the difference is the programs'.
+  printf '#!/bin/sh\nprintf '"'"'hi\\nq\\n'"'"' | %s --port %s client\n' "$NETPAIR" "$NP_PORT" >"$NP_TMP/one-netpair.sh"
+  printf '#!/bin/sh\nprintf '"'"'hi\\nq\\n'"'"' | nc -N 127.0.0.1 %s\n' "$NP_PORT" >"$NP_TMP/one-nc.sh"
+  hyperfine -N --warmup 10 --runs 100 --export-json "$NP_TMP/one.json" \
+    --command-name "netpair client" "sh $NP_TMP/one-netpair.sh" \
+    --command-name "nc -N" "sh $NP_TMP/one-nc.sh" >"$NP_TMP/one.txt" 2>&1 ||
+    { cat "$NP_TMP/one.txt"; fail "hyperfine failed"; }
+  np_stop np-one >/dev/null 2>&1 || true
+  python3 - "$NP_TMP/one.json" <<'PY'
+import json, sys
+runs = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+np, nc = runs["netpair client"], runs["nc -N"]
+for name, r in (("netpair client", np), ("nc -N", nc)):
+    print(f"{name}: mean {r['mean'] * 1e3:.2f} ms ± {r['stddev'] * 1e3:.2f}, median {r['median'] * 1e3:.2f} ms")
+print(f"netpair client / nc -N: mean {np['mean'] / nc['mean']:.2f}, median {np['median'] / nc['median']:.2f}")
+PY
+fi
