@@ -72,7 +72,8 @@ pub enum Command {
 /// `bench` options.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Load the netpair server already running at --host/--port (or --path) instead of starting one in-process.
+    /// Load the netpair server already running at --host/--port (or --path); without it, bench starts
+    /// its own in-process, on a free port (or --path).
     #[arg(long)]
     pub connect: bool,
     /// Clients, each with its own socket.
