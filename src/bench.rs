@@ -26,6 +26,10 @@ pub use load::{Stop, Tally};
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// Files the process needs besides the sockets: poll instances, wakers, stdio, the binary's own.
 const SPARE_FILES: u64 = 64;
+/// The longest --duration or --warmup (and time between scheduled sends) taken.
+const MAX_RUN: Duration = Duration::from_secs(30 * 86_400);
+/// The most messages in flight per client.
+const MAX_WINDOW: usize = 1 << 16;
 
 /// Settings for `netpair bench`, checked.
 #[derive(Clone, Debug)]
@@ -68,10 +72,22 @@ impl BenchConfig {
             (None, Some(d)) => Stop::Duration(d),
             (None, None) => Stop::Duration(Duration::from_secs(5)),
         };
-        if let Some(rate) = args.rate
-            && !(rate.is_finite() && rate > 0.0)
-        {
-            return usage(format!("--rate {rate} must be a number of messages per second above 0"));
+        for (d, flag) in [(Some(args.warmup), "--warmup"), (args.duration, "--duration")] {
+            if d.is_some_and(|d| d > MAX_RUN) {
+                return usage(format!("{flag} is over {} days", MAX_RUN.as_secs() / 86_400));
+            }
+        }
+        if let Some(rate) = args.rate {
+            // Each client's time between sends must be a time this run can reach.
+            let every = Duration::try_from_secs_f64(args.clients as f64 / rate).ok().filter(|&d| d <= MAX_RUN);
+            if !(rate.is_finite() && rate > 0.0) || every.is_none() {
+                return usage(
+                    "--rate must be messages per second above 0, enough for each client to send within 30 days".into(),
+                );
+            }
+        }
+        if args.window > MAX_WINDOW {
+            return usage(format!("--window {} is over {MAX_WINDOW} messages in flight per client", args.window));
         }
         let tag = load::tag_len(args.clients);
         if args.size < tag {
@@ -206,7 +222,7 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<Tally>
     let live = io::stderr().is_terminal() && !shared.abort.load(Ordering::SeqCst);
     while live && !handles.iter().all(JoinHandle::is_finished) {
         thread::sleep(Duration::from_millis(100));
-        progress(proto, &shared, started.elapsed());
+        progress(proto, &shared, started.elapsed().saturating_sub(config.warmup));
     }
     if live {
         eprint!("\r\x1b[K");
@@ -257,6 +273,7 @@ fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<B
     Background::start(server, Report::discard(proto))
 }
 
+/// The live line: round trips measured so far, over the time measured so far (after the warm-up).
 fn progress(proto: Proto, shared: &Shared, elapsed: Duration) {
     let done = shared.round_trips.load(Ordering::Relaxed);
     let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);

@@ -149,6 +149,22 @@ fn replies_that_are_not_the_uppercase_are_counted_wrong() {
 }
 
 #[test]
+fn unanswered_messages_are_counted_lost() {
+    // A server that replies only with lines typed on its stdin, and none come.
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let server = Server::start(proto, &["--reply", "stdin"]);
+        let mut args = server.target();
+        args.extend(strings(&["bench", "--connect", "--messages", "2", "--window", "2", "--warmup", "0"]));
+        let (out, doc) = bench_json(&args);
+        assert_eq!(out.code, Some(3), "{out}");
+        let result = &doc["results"][proto.name()];
+        assert_eq!(num(result, "lost"), 2.0, "{result}{out}");
+        assert_eq!(num(result, "round_trips"), 0.0, "{result}{out}");
+        drop(server);
+    }
+}
+
+#[test]
 fn no_server_to_connect_to() {
     let port = common::free_port().to_string();
     let out = run(netpair(&["--port", &port, "bench", "--connect", "--messages", "5"]), b"");
@@ -166,6 +182,9 @@ fn flags_that_do_not_fit() {
         &["--proto", "unix", "bench", "--connect"],
         &["--proto", "unix,unixgram", "--path", "/tmp/x.sock", "bench", "--connect"],
         &["--proto", "udp", "bench", "--size", "70000"],
+        &["bench", "--rate", "1e-300"],
+        &["bench", "--window", "1000000"],
+        &["bench", "--duration", "99999999h"],
     ] {
         let out = run(netpair(args), b"");
         assert_eq!(out.code, Some(2), "{out}");

@@ -548,7 +548,7 @@ impl<'a> Worker<'a> {
                     sock,
                     own_path,
                     state: if ready { State::Running } else { State::Connecting },
-                    in_flight: VecDeque::with_capacity(plan.window),
+                    in_flight: VecDeque::with_capacity(plan.window.min(64)),
                     next_seq: 0,
                     measured_sent: 0,
                     first_due: now,
@@ -659,27 +659,29 @@ impl<'a> Worker<'a> {
             }
             if direct && !self.clients[0].unwritten() && self.clients[0].state != State::Done {
                 self.read(0, false, true);
-                continue;
-            }
-            match self.poll.poll(&mut events, Some(wake.saturating_duration_since(now))) {
-                Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(Error::io("waiting for events", e)),
-                _ => {}
-            }
-            for event in events.iter() {
-                let i = event.token().0;
-                if event.token() == TIMER
-                    && let Some(timer) = timer.as_mut()
-                {
-                    timer.clear();
+            } else {
+                match self.poll.poll(&mut events, Some(wake.saturating_duration_since(now))) {
+                    Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                        return Err(Error::io("waiting for events", e));
+                    }
+                    _ => {}
                 }
-                if i >= self.clients.len() {
-                    continue;
-                }
-                if event.is_writable() {
-                    self.flush(i);
-                }
-                if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.read(i, event.is_read_closed() || event.is_error(), false);
+                for event in events.iter() {
+                    let i = event.token().0;
+                    if event.token() == TIMER
+                        && let Some(timer) = timer.as_mut()
+                    {
+                        timer.clear();
+                    }
+                    if i >= self.clients.len() {
+                        continue;
+                    }
+                    if event.is_writable() {
+                        self.flush(i);
+                    }
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        self.read(i, event.is_read_closed() || event.is_error(), false);
+                    }
                 }
             }
             let now = Instant::now();
