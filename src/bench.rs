@@ -8,9 +8,11 @@ use std::io::{self, IsTerminal, Write};
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::{BenchArgs, Cli, Common, LINE_MAX, Reply, ServerConfig, UDP_MAX};
 use crate::error::{Error, Result};
@@ -164,9 +166,22 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
         )));
     }
     let dir = SocketDir::new()?;
+    // Ctrl-C ends the run early with what it measured (and the socket files removed); a second
+    // one ends the process at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_default(signal, interrupted.clone());
+        let _ = signal_hook::flag::register(signal, interrupted.clone());
+    }
     let mut outcomes = Vec::new();
     for &proto in &config.protos {
-        outcomes.push(Outcome { proto, tally: measure(config, proto, &dir)? });
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        outcomes.push(Outcome { proto, tally: measure(config, proto, &dir, &interrupted)? });
+    }
+    if interrupted.load(Ordering::Relaxed) {
+        log::warn!("interrupted: the figures are for the time measured until then");
     }
     let text = if config.json { json(config, &outcomes) } else { table(config, &outcomes) };
     let mut out = io::stdout();
@@ -175,7 +190,7 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
     Ok(if trouble { crate::EXIT_LOST } else { 0 })
 }
 
-fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<Tally> {
+fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, interrupted: &Arc<AtomicBool>) -> Result<Tally> {
     let server = if config.connect { None } else { Some(start_server(config, proto, dir)?) };
     let endpoint = match &server {
         Some(server) => server.endpoint().clone(),
@@ -207,7 +222,7 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<Tally>
         socket_dir: dir.0.clone(),
         server_clock: server.as_ref().and_then(Background::cpu_clock),
     });
-    let shared = Arc::new(Shared::new(config.threads));
+    let shared = Arc::new(Shared::new(config.threads, interrupted.clone()));
     let mut handles: Vec<JoinHandle<Result<Tally>>> = Vec::new();
     for index in 0..config.threads {
         let (plan, shared) = (plan.clone(), shared.clone());

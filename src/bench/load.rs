@@ -75,6 +75,8 @@ pub struct Shared {
     pub ready: Barrier,
     /// Set by a thread whose clients could not connect: the others stop.
     pub abort: AtomicBool,
+    /// Set on SIGINT or SIGTERM: the clients send no more, and the run ends with what it measured.
+    pub interrupted: Arc<AtomicBool>,
     pub round_trips: AtomicU64,
     pub lost: AtomicU64,
     pub wrong: AtomicU64,
@@ -82,10 +84,11 @@ pub struct Shared {
 
 impl Shared {
     /// For `threads` client threads and the one thread that waits for them.
-    pub fn new(threads: usize) -> Self {
+    pub fn new(threads: usize, interrupted: Arc<AtomicBool>) -> Self {
         Shared {
             ready: Barrier::new(threads + 1),
             abort: AtomicBool::new(false),
+            interrupted,
             round_trips: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             wrong: AtomicU64::new(0),
@@ -615,6 +618,7 @@ impl<'a> Worker<'a> {
             self.measure_end = Some(self.measure_start + d);
         }
         let mut measuring = false;
+        let mut interrupted = false;
         let mut cpu_start = Duration::ZERO;
         let mut published = (0, 0, 0);
         let mut next_scan = start + SCAN;
@@ -642,6 +646,15 @@ impl<'a> Worker<'a> {
                 measuring = true;
                 cpu_start = cpu_time(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default();
                 self.tally.start = Some((self.measure_start, plan.server_clock.and_then(cpu_time)));
+            }
+            if shared.interrupted.load(Ordering::Relaxed) && !interrupted {
+                interrupted = true;
+                for i in 0..self.clients.len() {
+                    if self.clients[i].state == State::Running {
+                        self.clients[i].state = State::Draining;
+                        self.settle(i);
+                    }
+                }
             }
             if self.done == self.clients.len() {
                 break;
