@@ -1162,9 +1162,20 @@ impl Datagrams {
         if self.connected && !self.fallback.is_empty() {
             self.last_sent.clone_from(&datagram);
         }
-        if self.queue.is_empty() {
+        // A Unix datagram server's send that would block waits on that one peer's full queue (it is
+        // not reading), and no readiness event says when it has room: drop that reply, as a datagram
+        // may be dropped, rather than hold every other peer's replies behind it.
+        let per_peer_queues = !self.connected && matches!(self.sock, Dgram::Unix(_));
+        if self.queue.is_empty() || per_peer_queues {
             match self.sock.send_to(&datagram, &peer.key, self.connected) {
                 Ok(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && per_peer_queues => {
+                    self.unsent.warn(format_args!(
+                        "{} is not reading its replies (its queue is full): reply dropped",
+                        peer.name
+                    ));
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
                     return out.push(Event::NotSent { peer: id, reason: e });

@@ -137,6 +137,24 @@ fn udp_peers_that_vanished_do_not_stop_the_server() {
     stop_cleanly(server);
 }
 
+#[test]
+fn a_unix_datagram_peer_that_never_reads_stalls_nobody_else() {
+    // Its receive queue fills (net.unix.max_dgram_qlen is small), so sends to it would block: that
+    // must cost only its own replies, never the other peers'.
+    let server = Server::start(Proto::Unixgram, &[]);
+    let dir = common::temp_dir();
+    let deaf = UnixDatagram::bind(dir.path().join("deaf.sock")).expect("bind");
+    for i in 0..2_000 {
+        deaf.send_to(format!("deaf {i}").as_bytes(), &server.address).expect("send");
+    }
+    wait_until("the deaf peer's messages are read", || {
+        count(&server.process.stdout(), "Received from User: DEAF ") >= 100
+    });
+    assert_served_exactly(&server);
+    drop(deaf);
+    stop_cleanly(server);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Signals
 
