@@ -18,7 +18,7 @@ use crate::cli::{BenchArgs, Cli, Common, LINE_MAX, Reply, ServerConfig, UDP_MAX}
 use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::report::{Json, Report};
-use crate::server::{Background, raise_open_file_limit};
+use crate::server::{Background, SocketDir, raise_open_file_limit};
 use crate::transport::{Endpoint, Proto};
 
 use load::{Plan, Shared, Target};
@@ -165,7 +165,7 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
             config.clients,
         )));
     }
-    let dir = SocketDir::new()?;
+    let dir = SocketDir::new("bench")?;
     // Ctrl-C ends the run early with what it measured (and the socket files removed); a second
     // one ends the process at once.
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -219,7 +219,7 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, interrupted: &Ar
         interval: config.rate.map(|rate| Duration::from_secs_f64(config.clients as f64 / rate)),
         warmup: config.warmup,
         timeout: TIMEOUT,
-        socket_dir: dir.0.clone(),
+        socket_dir: dir.path().to_path_buf(),
         server_clock: server.as_ref().and_then(Background::cpu_clock),
     });
     let shared = Arc::new(Shared::new(config.threads, interrupted.clone()));
@@ -273,7 +273,7 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, interrupted: &Ar
 
 fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<Background> {
     let endpoint = if proto.is_unix() {
-        Endpoint::Path(config.path.clone().unwrap_or_else(|| dir.0.join(format!("server-{proto}.sock"))))
+        Endpoint::Path(config.path.clone().unwrap_or_else(|| dir.path().join(format!("server-{proto}.sock"))))
     } else {
         Endpoint::Inet { host: config.host.clone(), port: 0 }
     };
@@ -300,23 +300,6 @@ fn progress(proto: Proto, shared: &Shared, elapsed: Duration) {
         shared.lost.load(Ordering::Relaxed),
         shared.wrong.load(Ordering::Relaxed),
     );
-}
-
-/// A private directory for the server's and the clients' socket files, removed on drop.
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new() -> Result<SocketDir> {
-        let path = std::env::temp_dir().join(format!("netpair-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        Ok(SocketDir(path))
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The figures a column shows, computed once for the table and the JSON.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use crate::client;
 use crate::error::{Error, Result, describe};
 use crate::framing::Framing;
 use crate::report::{Json, Report, Summary};
-use crate::server::Background;
+use crate::server::{Background, SocketDir};
 use crate::transport::{Endpoint, Proto};
 
 /// What to compare with.
@@ -88,7 +88,7 @@ struct Measured {
 
 /// Runs the comparison and prints the table (or one JSON document).
 pub fn run(config: &CompareConfig) -> Result<()> {
-    let dir = TempDir::new()?;
+    let dir = SocketDir::new("compare")?;
     let mut results = Vec::new();
     for proto in Proto::ALL {
         results.push((proto, measure(proto, &config.lines, &dir)?));
@@ -98,7 +98,7 @@ pub fn run(config: &CompareConfig) -> Result<()> {
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))
 }
 
-fn measure(proto: Proto, lines: &[Vec<u8>], dir: &TempDir) -> Result<Measured> {
+fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured> {
     let mut m = Measured::default();
 
     // Set-up: connect, send nothing, and see whether the server noticed.
@@ -190,7 +190,7 @@ fn quiet_report(proto: Proto) -> Report {
 }
 
 /// A free address with nobody behind it.
-fn nobody_listening(proto: Proto, dir: &TempDir) -> Result<Endpoint> {
+fn nobody_listening(proto: Proto, dir: &SocketDir) -> Result<Endpoint> {
     let free = |port: io::Result<u16>| port.map_err(|e| Error::io("finding a free port", e));
     Ok(match proto {
         Proto::Tcp => {
@@ -216,7 +216,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(proto: Proto, dir: &TempDir, framing: Framing) -> Result<Running> {
+    fn start(proto: Proto, dir: &SocketDir, framing: Framing) -> Result<Running> {
         let endpoint = if proto.is_unix() { Endpoint::Path(dir.fresh("server")) } else { endpoint_port(0) };
         let max_message = if proto.is_stream() { LINE_MAX } else { UDP_MAX };
         let config = ServerConfig {
@@ -376,29 +376,6 @@ impl Log {
 
     fn message_bytes(&self) -> usize {
         self.messages().iter().map(Vec::len).sum()
-    }
-}
-
-/// A private directory for socket files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("netpair-compare-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        Ok(TempDir(path))
-    }
-
-    fn fresh(&self, what: &str) -> PathBuf {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static COUNT: AtomicU32 = AtomicU32::new(0);
-        self.0.join(format!("{what}-{}.sock", COUNT.fetch_add(1, Ordering::Relaxed)))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

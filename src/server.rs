@@ -3,8 +3,9 @@
 
 use std::collections::VecDeque;
 use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -273,6 +274,35 @@ pub fn raise_open_file_limit(want: u64) -> u64 {
         }
     }
     limit.rlim_cur
+}
+
+/// A private directory for the socket files of in-process runs (`compare`, `bench`), removed on drop.
+pub struct SocketDir(PathBuf);
+
+impl SocketDir {
+    /// Creates `$TMPDIR/netpair-PURPOSE-PID`.
+    pub fn new(purpose: &str) -> Result<SocketDir> {
+        let path = std::env::temp_dir().join(format!("netpair-{purpose}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        Ok(SocketDir(path))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path in it not handed out before, named after `what`.
+    pub fn fresh(&self, what: &str) -> PathBuf {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        self.0.join(format!("{what}-{}.sock", COUNT.fetch_add(1, Ordering::Relaxed)))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A server serving on a thread of this process, as `compare` and `bench` use one; stopped on drop.
