@@ -278,7 +278,8 @@ fn a_slow_reader_is_served_in_order_and_cannot_grow_the_server() {
 #[test]
 fn thousands_of_silent_connections_do_not_starve_a_normal_client() {
     const SILENT: usize = 2000;
-    let limit = raise_open_file_limit();
+    // Up to the hard limit (0: never asks to raise the hard limit itself).
+    let limit = netpair::server::raise_open_file_limit(0);
     assert!(limit >= SILENT as u64 + 100, "open-file limit {limit} is too low for {SILENT} connections (ulimit -Hn)");
     let server = Server::start(Proto::Tcp, &[]);
     let before = memory_kib(server.process.id(), "VmRSS");
@@ -984,21 +985,6 @@ fn restore_sigpipe(command: &mut Command) {
             Ok(())
         });
     }
-}
-
-/// Raises this process's open-file limit to the hard limit; returns the limit now in force.
-fn raise_open_file_limit() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-    }
-    limit.rlim_cur
 }
 
 /// A small deterministic generator (xorshift): the same bytes on every run.

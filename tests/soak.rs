@@ -142,7 +142,8 @@ impl Outcome {
 
 fn run(proto: Proto, load: &Load) -> Outcome {
     let needed = load.clients as u64 + 64;
-    let limit = raise_open_file_limit();
+    // Up to the hard limit (0: never asks to raise the hard limit itself).
+    let limit = netpair::server::raise_open_file_limit(0);
     assert!(limit >= needed, "open-file limit {limit} is below the {needed} this run needs (ulimit -Hn)");
     let server = Target::start(proto, load);
     let mut outcome = Outcome {
@@ -476,19 +477,4 @@ impl Target {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// Raises this process's open-file limit to the hard limit; returns the limit now in force.
-fn raise_open_file_limit() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-    }
-    limit.rlim_cur
 }

@@ -13,35 +13,8 @@ use std::time::{Duration, Instant};
 /// How long any one wait may take before the test fails (the machine may be busy: be generous).
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The four socket kinds, as `--proto` names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
-    Tcp,
-    Udp,
-    Unix,
-    Unixgram,
-}
-
-impl Proto {
-    pub const ALL: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Unix, Proto::Unixgram];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Unix => "unix",
-            Proto::Unixgram => "unixgram",
-        }
-    }
-
-    pub fn is_stream(self) -> bool {
-        matches!(self, Proto::Tcp | Proto::Unix)
-    }
-
-    pub fn is_unix(self) -> bool {
-        matches!(self, Proto::Unix | Proto::Unixgram)
-    }
-}
+/// The four socket kinds, as `--proto` names them: the crate's own.
+pub use netpair::transport::Proto;
 
 /// A `Command` for the netpair binary under test.
 pub fn netpair(args: &[&str]) -> Command {
