@@ -101,6 +101,7 @@ impl Client {
             if self.transport.has_unread() || self.broken.is_some() {
                 timeout = Some(Duration::ZERO);
             }
+            self.report.flush()?;
             self.event_loop.wait(timeout)?;
             let registry = self.event_loop.poll.registry();
             let mut stop = false;

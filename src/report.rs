@@ -17,7 +17,13 @@ pub struct Report {
     prompt: bool,
     out: Box<dyn Write + Send>,
     err: Box<dyn Write + Send>,
+    /// Transcript lines of the current turn of the event loop, written by [`Report::flush`] in one go
+    /// before the loop waits again: a busy server makes one write per turn, not one per message.
+    pending: Vec<u8>,
 }
+
+/// Transcript held before it is written even within a turn.
+const PENDING_MAX: usize = 64 * 1024;
 
 /// What a client saw, for its closing summary.
 #[derive(Clone, Debug, Default)]
@@ -47,12 +53,14 @@ impl Report {
 
     /// A report into any pair of writers (in-process runs capture them).
     pub fn to(proto: Proto, json: bool, prompt: bool, out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Self {
-        Report { json, silent: false, proto, prompt: prompt && !json, out, err }
+        Report { json, silent: false, proto, prompt: prompt && !json, out, err, pending: Vec::new() }
     }
 
     /// A report that shows nothing and costs nothing, for a server whose transcript nobody reads.
     pub fn discard(proto: Proto) -> Self {
-        Report { silent: true, ..Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink())) }
+        let mut report = Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink()));
+        report.silent = true;
+        report
     }
 
     /// `Listening on tcp 127.0.0.1:5001`: the real bound address, first line of a server's output.
@@ -205,12 +213,28 @@ impl Report {
     }
 
     fn note(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        // What stdout holds goes first, so that a terminal shows the two streams in order.
+        self.flush()?;
         let result = writeln!(self.err, "netpair: {text}").and_then(|()| self.err.flush());
         result.map_err(|e| Error::io("writing to stderr", e))
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let result = self.out.write_all(bytes).and_then(|()| self.out.flush());
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= PENDING_MAX {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    /// Writes the transcript held so far. Event loops call it before each wait, so a script reading
+    /// stdout through a pipe sees every line as soon as the turn that made it ends.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.out.write_all(&self.pending).and_then(|()| self.out.flush());
+        self.pending.clear();
         result.map_err(|e| Error::io("writing to stdout", e))
     }
 
@@ -221,6 +245,13 @@ impl Report {
         fields(&mut json);
         let line = json.finish() + "\n";
         self.write(line.as_bytes())
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        // Whatever ended the run, the lines already made are shown.
+        let _ = self.flush();
     }
 }
 

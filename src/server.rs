@@ -115,6 +115,7 @@ impl Server {
             if self.transport.has_unread() {
                 timeout = Duration::ZERO;
             }
+            self.report.flush()?;
             self.event_loop.wait(Some(timeout))?;
             let registry = self.event_loop.poll.registry();
             let mut stop = false;
