@@ -88,14 +88,18 @@ impl Report {
         if self.json {
             return self.event("message", |j| j.str("peer", peer).bytes("message", message).bytes("upper", upper));
         }
-        let tag = if tagged { format!("[{peer}] ") } else { String::new() };
-        let mut text = Vec::with_capacity(64 + 2 * message.len());
-        text.extend_from_slice(format!("{tag}from connected user: ").as_bytes());
-        text.extend_from_slice(message);
-        text.extend_from_slice(format!("\n{tag}Received from User: ").as_bytes());
-        text.extend_from_slice(upper);
-        text.push(b'\n');
-        self.write(&text)
+        // Straight into the turn's buffer: on a busy server this is the hot path, so no formatting.
+        for (label, bytes) in [(&b"from connected user: "[..], message), (b"Received from User: ", upper)] {
+            if tagged {
+                self.pending.push(b'[');
+                self.pending.extend_from_slice(peer.as_bytes());
+                self.pending.extend_from_slice(b"] ");
+            }
+            self.pending.extend_from_slice(label);
+            self.pending.extend_from_slice(bytes);
+            self.pending.push(b'\n');
+        }
+        self.write(&[])
     }
 
     /// The server's reply, in JSON only (the text transcript shows replies on the client's side).

@@ -19,7 +19,7 @@ use crate::event_loop::{EventLoop, SIGNALS, WAKER};
 use crate::report::Report;
 use crate::stdin::Input;
 use crate::transport::{Endpoint, Event, PeerId, Settings, Transport};
-use crate::upper::upper;
+use crate::upper::upper_into;
 
 /// How often idle peers are looked for.
 const TICK: Duration = Duration::from_millis(250);
@@ -51,6 +51,8 @@ pub struct Server {
     stop_waker: Arc<Waker>,
     /// Replies owed from stdin, oldest first (`--reply stdin`).
     owed: VecDeque<PeerId>,
+    /// The uppercase of the message being answered, reused from one message to the next.
+    upper: Vec<u8>,
     lines: Option<Receiver<Input>>,
     first_peer: Option<PeerId>,
     clients: u64,
@@ -82,6 +84,7 @@ impl Server {
             stop_flag: Arc::new(AtomicBool::new(false)),
             stop_waker,
             owed: VecDeque::new(),
+            upper: Vec::new(),
             lines: None,
             first_peer: None,
             clients: 0,
@@ -184,12 +187,21 @@ impl Server {
 
     fn answer(&mut self, peer: PeerId, message: &[u8]) -> Result<()> {
         self.messages += 1;
-        let upper = upper(message);
+        // One buffer for every message's uppercase form, rather than an allocation each.
+        let mut upper = std::mem::take(&mut self.upper);
+        upper.clear();
+        upper_into(message, &mut upper);
+        let answered = self.reply(peer, message, &upper);
+        self.upper = upper;
+        answered
+    }
+
+    fn reply(&mut self, peer: PeerId, message: &[u8], upper: &[u8]) -> Result<()> {
         let name = self.transport.peer_name(peer);
-        self.report.message(name, self.transport.peer_count() > 1, message, &upper)?;
+        self.report.message(name, self.transport.peer_count() > 1, message, upper)?;
         let reply = match self.config.reply {
             Reply::Upper => upper,
-            Reply::Echo => message.to_vec(),
+            Reply::Echo => message,
             Reply::Stdin => {
                 if self.lines.is_none() {
                     debug!("no reply to {name}: stdin has ended");
@@ -202,10 +214,10 @@ impl Server {
                 return Ok(());
             }
         };
-        self.report.replied(name, &reply)?;
-        let mut ignored = Vec::new();
-        self.transport.send(peer, &reply, &mut ignored);
-        self.handle(&mut ignored)
+        self.report.replied(name, reply)?;
+        let mut closed = Vec::new();
+        self.transport.send(peer, reply, &mut closed);
+        self.handle(&mut closed)
     }
 
     /// Pairs lines typed (or piped) on stdin with the oldest messages still owed a reply.

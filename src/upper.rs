@@ -3,11 +3,20 @@
 /// Uppercases a message as Python's `str.upper()` would when it is valid UTF-8
 /// ("straße" → "STRASSE"); otherwise uppercases ASCII letters only and leaves every other byte as it is.
 pub fn upper(message: &[u8]) -> Vec<u8> {
-    match std::str::from_utf8(message) {
-        Ok(text) if text.is_ascii() => text.to_ascii_uppercase().into_bytes(),
-        Ok(text) => text.to_uppercase().into_bytes(),
-        Err(_) => message.to_ascii_uppercase(),
+    let mut out = Vec::with_capacity(message.len());
+    upper_into(message, &mut out);
+    out
+}
+
+/// Appends [`upper`] of `message` to `out`; allocates nothing more when the message is ASCII.
+pub fn upper_into(message: &[u8], out: &mut Vec<u8>) {
+    if !message.is_ascii()
+        && let Ok(text) = std::str::from_utf8(message)
+    {
+        out.extend_from_slice(text.to_uppercase().as_bytes());
+        return;
     }
+    out.extend(message.iter().map(u8::to_ascii_uppercase));
 }
 
 /// The most bytes uppercasing can produce per input byte (e.g. "ΐ", 2 bytes, becomes 6).

@@ -281,6 +281,8 @@ proptest! {
         let mut report = Report::to(Proto::Tcp, true, false, Box::new(out.clone()), Box::new(io::sink()));
         let upper = upper(&message);
         report.message("127.0.0.1:1", false, &message, &upper).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        // The report writes a turn's lines when the event loop flushes it.
+        report.flush().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let text = out.0.lock().map_err(|e| TestCaseError::fail(e.to_string()))?.clone();
         prop_assert_eq!(text.iter().filter(|&&b| b == b'\n').count(), 1, "one line per event");
         let event: serde_json::Value = serde_json::from_slice(&text)
