@@ -307,7 +307,12 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
             return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)"));
         }
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is out of range"))
+    // Long enough for any timeout, short enough that adding it to the clock cannot overflow.
+    const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
+    match Duration::try_from_secs_f64(value * scale) {
+        Ok(duration) if duration <= LONGEST => Ok(duration),
+        _ => Err(format!("{text:?} is too long (at most a year)")),
+    }
 }
 
 #[cfg(test)]
@@ -329,6 +334,7 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("18000000000000000000").is_err());
     }
 
     #[test]

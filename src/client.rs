@@ -15,7 +15,7 @@ use crate::framing::Framing;
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
 use crate::transport::{Closed, Event, Settings, Transport};
-use crate::upper::upper;
+use crate::upper::{MAX_GROWTH, upper};
 
 /// Timed-out messages remembered so their replies can still be recognised as late.
 const OVERDUE_KEPT: usize = 1024;
@@ -53,7 +53,9 @@ pub fn run(
     let settings = Settings {
         proto: config.common.proto,
         framing: config.common.framing,
-        max_message: config.common.max_message,
+        // A reply is the message uppercased, which can triple its bytes ("ΐ" becomes 3 characters):
+        // what the client may send, the server may answer three times over.
+        max_message: config.common.max_message.saturating_mul(MAX_GROWTH),
         max_peers: 1,
     };
     let mut transport = Transport::connect(&settings, &config.common.endpoint, config.timeout)?;
@@ -138,6 +140,11 @@ impl Client {
                     let proto = self.config.common.proto;
                     let (what, source) = match reason {
                         Closed::Failed(err) => (format!("connection to {proto} {name} failed"), err),
+                        Closed::TooLong => {
+                            let limit = self.config.common.max_message.saturating_mul(MAX_GROWTH);
+                            let too_long = format!("a reply was over {limit} bytes (3 x --max-message); closed");
+                            (format!("{proto} {name}"), std::io::Error::new(std::io::ErrorKind::InvalidData, too_long))
+                        }
                         _ => {
                             let closed = "the server closed the connection";
                             (
@@ -239,7 +246,7 @@ impl Client {
 
     /// Matches a reply to its message. Streams answer in order, so the oldest unanswered message is
     /// the one; datagrams may be lost or reordered, so a reply that fits an overdue message's content
-    /// (its uppercase or echo) better than the awaited one's is taken as that message's late reply.
+    /// (its uppercase or echo) and not the awaited one's is taken as that message's late reply.
     fn on_reply(&mut self, reply: Vec<u8>) -> Result<()> {
         let fits = |p: &Pending| reply == p.message || reply == upper(&p.message);
         let late_index = if self.transport.is_ordered() {
@@ -247,7 +254,9 @@ impl Client {
         } else if self.waiting.as_ref().is_some_and(fits) {
             None
         } else {
-            self.overdue.iter().position(fits)
+            // A reply that fits no message by content (a typed `--reply stdin` line) is taken in
+            // order: the oldest overdue message's, never the awaited one's while any is overdue.
+            self.overdue.iter().position(fits).or((!self.overdue.is_empty()).then_some(0))
         };
         if let Some(pending) = late_index.and_then(|i| self.overdue.remove(i)) {
             self.summary.late += 1;

@@ -37,8 +37,8 @@ pub fn run(config: Config) -> Result<u8> {
     let stdin = || Box::new(io::BufReader::new(io::stdin()));
     match config {
         Config::Server(config) => {
-            let limit = server::raise_open_file_limit(config.max_clients as u64 + 32);
-            if config.max_clients as u64 + 32 > limit {
+            let limit = server::raise_open_file_limit((config.max_clients as u64).saturating_add(32));
+            if (config.max_clients as u64).saturating_add(32) > limit {
                 warn!(
                     "open-file limit is {limit}: fewer than --max-clients {} clients can connect (raise ulimit -n)",
                     config.max_clients

@@ -16,13 +16,16 @@ use mio::Waker;
 use crate::cli::{Reply, ServerConfig};
 use crate::error::{Error, Result};
 use crate::event_loop::{EventLoop, SIGNALS, WAKER};
+use crate::framing::Framing;
 use crate::report::Report;
 use crate::stdin::Input;
-use crate::transport::{Endpoint, Event, PeerId, Settings, Transport};
+use crate::transport::{Endpoint, Event, PeerId, Settings, Throttle, Transport};
 use crate::upper::upper_into;
 
 /// How often idle peers are looked for.
 const TICK: Duration = Duration::from_millis(250);
+/// Messages waiting at most for a reply typed on stdin (`--reply stdin`).
+const OWED_MAX: usize = 1024;
 /// How long a stopping server keeps writing replies already due.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -51,6 +54,7 @@ pub struct Server {
     stop_waker: Arc<Waker>,
     /// Replies owed from stdin, oldest first (`--reply stdin`).
     owed: VecDeque<PeerId>,
+    unanswerable: Throttle,
     /// The uppercase of the message being answered, reused from one message to the next.
     upper: Vec<u8>,
     lines: Option<Receiver<Input>>,
@@ -84,6 +88,7 @@ impl Server {
             stop_flag: Arc::new(AtomicBool::new(false)),
             stop_waker,
             owed: VecDeque::new(),
+            unanswerable: Throttle::default(),
             upper: Vec::new(),
             lines: None,
             first_peer: None,
@@ -207,7 +212,15 @@ impl Server {
                     debug!("no reply to {name}: stdin has ended");
                     return Ok(());
                 }
+                if self.owed.len() >= OWED_MAX {
+                    // Bounded: a peer sending faster than anyone types gets no reply for the excess.
+                    self.unanswerable.warn(format_args!(
+                        "{OWED_MAX} messages already wait for a reply typed on stdin: no reply to this one from {name}"
+                    ));
+                    return Ok(());
+                }
                 self.owed.push_back(peer);
+                self.transport.hold(peer, true);
                 if self.owed.len() == 1 {
                     self.report.prompt()?;
                 }
@@ -235,12 +248,25 @@ impl Server {
                 Err(TryRecvError::Empty) => return Ok(()),
                 Ok(Input::End) | Ok(Input::Failed(_)) | Err(TryRecvError::Disconnected) => {
                     warn!("stdin has ended: {} message(s) will get no reply", self.owed.len());
-                    self.owed.clear();
+                    for peer in std::mem::take(&mut self.owed) {
+                        self.transport.hold(peer, false);
+                    }
                     self.lines = None;
                     return Ok(());
                 }
             };
+            if line.is_empty() && self.config.common.framing == Framing::Raw && self.config.common.proto.is_stream() {
+                // Zero bytes are no message on a raw stream: the reply is still owed, to the next line.
+                warn!(
+                    "an empty line cannot be sent over a raw stream: type the reply to {}",
+                    self.transport.peer_name(peer)
+                );
+                continue;
+            }
             self.owed.pop_front();
+            if !self.owed.contains(&peer) {
+                self.transport.hold(peer, false);
+            }
             self.report.replied(self.transport.peer_name(peer), &line)?;
             let mut closed = Vec::new();
             self.transport.send(peer, &line, &mut closed);

@@ -104,7 +104,12 @@ const KEEP_CAPACITY: usize = 4 * 1024;
 
 /// A peer: one stream connection, or one datagram address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PeerId(usize);
+pub struct PeerId {
+    slot: usize,
+    /// How many peers the slot had before this one: an id kept after its peer left (in a batch of
+    /// events, or a queue of owed replies) never reaches the next peer in the same slot.
+    generation: u32,
+}
 
 /// What happened on the sockets, in the order it happened.
 #[derive(Debug)]
@@ -295,6 +300,25 @@ impl Transport {
         either!(self, side => side.tick(registry, idle, out))
     }
 
+    /// Keeps `peer` (or stops keeping it) past the end of its input and idle timeouts, while the
+    /// server still owes it replies that are not written yet (`--reply stdin`).
+    pub fn hold(&mut self, peer: PeerId, held: bool) {
+        match self {
+            Transport::Stream(side) => {
+                if let Some(conn) = side.conns.get_mut(peer) {
+                    conn.held = held;
+                    // A peer whose input ended is closed once released and written to (see flush).
+                    side.mark_dirty(peer);
+                }
+            }
+            Transport::Datagram(side) => {
+                if let Some(known) = side.peers.get_mut(peer) {
+                    known.held = held;
+                }
+            }
+        }
+    }
+
     /// Stops taking new peers and new input (shutdown): replies already queued are still written.
     pub fn stop_reading(&mut self, registry: &Registry) {
         either!(self, side => side.stop_reading(registry))
@@ -322,7 +346,7 @@ impl Transport {
 
     /// A client's one peer: the server.
     pub fn server() -> PeerId {
-        PeerId(0)
+        PeerId { slot: 0, generation: 0 }
     }
 
     /// Streams deliver replies in order and never lose one; datagrams may do either.
@@ -331,9 +355,9 @@ impl Transport {
     }
 }
 
-/// A fixed-capacity table of items named by small integers that are reused after removal.
+/// A table of items named by small integers, reused after removal under a new generation.
 struct Slots<T> {
-    items: Vec<Option<T>>,
+    items: Vec<(u32, Option<T>)>,
     free: Vec<usize>,
     len: usize,
 }
@@ -345,55 +369,71 @@ impl<T> Slots<T> {
 
     fn insert(&mut self, item: T) -> PeerId {
         self.len += 1;
-        match self.free.pop() {
-            Some(slot) => {
-                self.items[slot] = Some(item);
-                PeerId(slot)
-            }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
             None => {
-                self.items.push(Some(item));
-                PeerId(self.items.len() - 1)
+                self.items.push((0, None));
+                self.items.len() - 1
             }
-        }
+        };
+        let (generation, place) = &mut self.items[slot];
+        *place = Some(item);
+        PeerId { slot, generation: *generation }
     }
 
     fn remove(&mut self, id: PeerId) -> Option<T> {
-        let item = self.items.get_mut(id.0)?.take()?;
-        self.free.push(id.0);
+        let (generation, place) = self.items.get_mut(id.slot).filter(|(g, _)| *g == id.generation)?;
+        let item = place.take()?;
+        *generation = generation.wrapping_add(1);
+        self.free.push(id.slot);
         self.len -= 1;
         Some(item)
     }
 
     fn get(&self, id: PeerId) -> Option<&T> {
-        self.items.get(id.0)?.as_ref()
+        self.items.get(id.slot).filter(|(g, _)| *g == id.generation)?.1.as_ref()
     }
 
     fn get_mut(&mut self, id: PeerId) -> Option<&mut T> {
-        self.items.get_mut(id.0)?.as_mut()
+        self.items.get_mut(id.slot).filter(|(g, _)| *g == id.generation)?.1.as_mut()
+    }
+
+    /// The id of whatever holds `slot` now.
+    fn at(&self, slot: usize) -> Option<PeerId> {
+        let (generation, item) = self.items.get(slot)?;
+        item.as_ref().map(|_| PeerId { slot, generation: *generation })
+    }
+
+    fn ids(&self) -> Vec<PeerId> {
+        (0..self.items.len()).filter_map(|slot| self.at(slot)).collect()
     }
 
     fn iter(&self) -> impl Iterator<Item = (PeerId, &T)> {
-        self.items.iter().enumerate().filter_map(|(i, item)| Some((PeerId(i), item.as_ref()?)))
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, (generation, item))| Some((PeerId { slot, generation: *generation }, item.as_ref()?)))
     }
 }
 
 fn token(id: PeerId) -> Token {
-    Token(FIRST_PEER + id.0)
+    Token(FIRST_PEER + id.slot)
 }
 
-fn peer_of(token: Token) -> PeerId {
-    PeerId(token.0 - FIRST_PEER)
+fn slot_of(token: Token) -> usize {
+    token.0 - FIRST_PEER
 }
 
 /// Logs a repeated warning at most once a second, with how many were held back.
 #[derive(Default)]
-struct Throttle {
+pub struct Throttle {
     last: Option<Instant>,
     held: u64,
 }
 
 impl Throttle {
-    fn warn(&mut self, text: fmt::Arguments<'_>) {
+    /// Logs `text` as a warning, unless one was logged less than a second ago.
+    pub fn warn(&mut self, text: fmt::Arguments<'_>) {
         let now = Instant::now();
         if self.last.is_some_and(|last| now.duration_since(last) < Duration::from_secs(1)) {
             self.held += 1;
@@ -509,6 +549,8 @@ struct Conn {
     dirty: bool,
     /// Listed in `Streams::unread`; once only, or each turn would read it once more than the last.
     unread: bool,
+    /// The server still owes it replies (`--reply stdin`): kept past end of input and idle timeouts.
+    held: bool,
     last_active: Instant,
 }
 
@@ -525,6 +567,7 @@ impl Conn {
             eof: false,
             dirty: false,
             unread: false,
+            held: false,
             last_active: Instant::now(),
         }
     }
@@ -545,6 +588,8 @@ pub struct Streams {
     dirty: Vec<PeerId>,
     unread: Vec<PeerId>,
     accept_paused: bool,
+    /// Shutting down: no more reading, from anyone, whatever backpressure would allow.
+    stopped: bool,
     accepted: u64,
     /// A descriptor held only to be given up when accept runs out of them (see `turn_away_one`).
     spare: Option<std::fs::File>,
@@ -569,6 +614,7 @@ impl Streams {
             dirty: Vec::new(),
             unread: Vec::new(),
             accept_paused: false,
+            stopped: false,
             accepted: 0,
             socket_file,
             full: Throttle::default(),
@@ -590,9 +636,9 @@ impl Streams {
             Some(Listener::Unix(l)) => registry.register(l, SOCKET, Interest::READABLE)?,
             None => {}
         }
-        for slot in 0..self.conns.items.len() {
-            if let Some(conn) = self.conns.get_mut(PeerId(slot)) {
-                registry.register(&mut conn.sock, token(PeerId(slot)), Interest::READABLE)?;
+        for id in self.conns.ids() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                registry.register(&mut conn.sock, token(id), Interest::READABLE)?;
             }
         }
         Ok(())
@@ -603,7 +649,9 @@ impl Streams {
             self.accept(registry, out);
             return;
         }
-        let id = peer_of(event.token());
+        // A late event for a slot whose peer is gone (or replaced) finds nothing, or the new peer,
+        // whose readiness it then really is.
+        let Some(id) = self.conns.at(slot_of(event.token())) else { return };
         if event.is_writable() {
             self.flush(registry, id, out);
         }
@@ -692,7 +740,7 @@ impl Streams {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if conn.paused || conn.eof {
+        if conn.paused || conn.eof || self.stopped {
             return;
         }
         let mut budget = READ_BUDGET;
@@ -825,7 +873,7 @@ impl Streams {
             if conn.output.capacity() > KEEP_CAPACITY {
                 conn.output = Vec::new();
             }
-            if conn.eof {
+            if conn.eof && !conn.held {
                 return self.close(registry, id, Closed::ByPeer, out);
             }
         } else if conn.written >= conn.unwritten() {
@@ -843,7 +891,7 @@ impl Streams {
             }
             conn.wants_write = wants_write;
         }
-        if conn.paused && conn.unwritten() <= LOW_WATER {
+        if conn.paused && !self.stopped && conn.unwritten() <= LOW_WATER {
             debug!("resuming {}", conn.name);
             conn.paused = false;
             if !std::mem::replace(&mut conn.unread, true) {
@@ -873,7 +921,7 @@ impl Streams {
             .conns
             .iter()
             // Idle: nothing read from it and nothing written to it (a peer that stopped reading too).
-            .filter(|(_, c)| now.duration_since(c.last_active) > idle)
+            .filter(|(_, c)| !c.held && now.duration_since(c.last_active) > idle)
             .map(|(id, _)| id)
             .collect();
         for id in stale {
@@ -887,11 +935,7 @@ impl Streams {
             Some(Listener::Unix(mut l)) => drop(registry.deregister(&mut l)),
             None => {}
         }
-        for slot in 0..self.conns.items.len() {
-            if let Some(conn) = self.conns.get_mut(PeerId(slot)) {
-                conn.paused = true;
-            }
-        }
+        self.stopped = true;
         self.unread.clear();
     }
 
@@ -982,6 +1026,8 @@ struct DatagramPeer {
     name: String,
     /// The line end the peer's last datagram had, given back on the reply (as `nc -u` users expect).
     line_end: &'static [u8],
+    /// The server still owes it replies: not forgotten when idle.
+    held: bool,
     last_active: Instant,
 }
 
@@ -1039,7 +1085,13 @@ impl Datagrams {
             heard_back: false,
         };
         if let Some(key) = server {
-            side.peers.insert(DatagramPeer { name: key.to_string(), key, line_end: b"", last_active: Instant::now() });
+            side.peers.insert(DatagramPeer {
+                name: key.to_string(),
+                key,
+                line_end: b"",
+                held: false,
+                last_active: Instant::now(),
+            });
         }
         side
     }
@@ -1135,6 +1187,7 @@ impl Datagrams {
             name: key.to_string(),
             key: key.clone(),
             line_end: b"",
+            held: false,
             last_active: Instant::now(),
         });
         self.by_key.insert(key, id);
@@ -1290,8 +1343,12 @@ impl Datagrams {
             return;
         };
         let now = Instant::now();
-        let stale: Vec<PeerId> =
-            self.peers.iter().filter(|(_, p)| now.duration_since(p.last_active) > idle).map(|(id, _)| id).collect();
+        let stale: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.held && now.duration_since(p.last_active) > idle)
+            .map(|(id, _)| id)
+            .collect();
         for id in stale {
             self.forget(id, Closed::Idle, out);
         }

@@ -1006,3 +1006,61 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Found in review: ids reused within a turn, and `--reply stdin` peers dropped while owed a reply
+
+#[test]
+fn a_reply_never_reaches_the_next_peer_in_a_reused_slot() {
+    // A's message, A's close (its next line is too long) and B's connect all land in one turn.
+    let server = Server::start(Proto::Tcp, &["--max-message", "10"]);
+    let mut a = TcpStream::connect(&server.address).expect("connect a");
+    server.wait_for("Connection from: ");
+    kill(server.process.id(), libc::SIGSTOP);
+    a.write_all(format!("hi-a\n{}", "X".repeat(50)).as_bytes()).expect("write a");
+    let mut b = TcpStream::connect(&server.address).expect("connect b");
+    kill(server.process.id(), libc::SIGCONT);
+    b.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    b.write_all(b"b\n").expect("write b");
+    let mut got = [0u8; 16];
+    let n = b.read(&mut got).expect("read b");
+    assert_eq!(&got[..n], b"B\n", "B got {:?}", String::from_utf8_lossy(&got[..n]));
+    drop((a, b));
+    stop_cleanly(server);
+}
+
+#[test]
+fn reply_stdin_keeps_a_half_closed_or_idle_peer_until_it_is_answered() {
+    let mut server = Server::start(Proto::Tcp, &["--reply", "stdin", "--idle-timeout", "1s"]);
+    // Half-closed right after its message.
+    let mut half = TcpStream::connect(&server.address).expect("connect");
+    half.write_all(b"hi\n").expect("write");
+    half.shutdown(Shutdown::Write).expect("shutdown");
+    server.wait_for("Received from User: HI");
+    // Longer than the idle timeout before the operator answers.
+    thread::sleep(Duration::from_millis(1500));
+    server.feed(b"typed later\n");
+    half.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut reply = Vec::new();
+    half.read_to_end(&mut reply).expect("read to the close");
+    assert_eq!(reply, b"typed later\n");
+    server.wait_for("Disconnected: ");
+    stop_cleanly(server);
+}
+
+#[test]
+fn reply_stdin_over_raw_framing_keeps_owing_after_an_empty_line() {
+    let mut server = Server::start(Proto::Tcp, &["--reply", "stdin", "--framing", "raw"]);
+    let mut conn = TcpStream::connect(&server.address).expect("connect");
+    conn.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    conn.write_all(b"one").expect("write");
+    server.wait_for("Received from User: ONE");
+    // An empty typed line cannot travel over a raw stream: the next line is the reply.
+    server.feed(b"\nreply one\n");
+    let mut got = [0u8; 64];
+    let n = conn.read(&mut got).expect("read");
+    assert_eq!(&got[..n], b"reply one");
+    drop(conn);
+    let out = stop_cleanly(server);
+    assert!(out.stderr().contains("an empty line cannot be sent over a raw stream"), "{out}");
+}
