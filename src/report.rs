@@ -92,11 +92,11 @@ impl Report {
         for (label, bytes) in [(&b"from connected user: "[..], message), (b"Received from User: ", upper)] {
             if tagged {
                 self.pending.push(b'[');
-                self.pending.extend_from_slice(peer.as_bytes());
+                push_shown(&mut self.pending, peer.as_bytes());
                 self.pending.extend_from_slice(b"] ");
             }
             self.pending.extend_from_slice(label);
-            self.pending.extend_from_slice(bytes);
+            push_shown(&mut self.pending, bytes);
             self.pending.push(b'\n');
         }
         self.write(&[])
@@ -134,10 +134,10 @@ impl Report {
         if self.json {
             return self.event("reply", |j| j.int("seq", seq).bytes("reply", reply).num("rtt_ms", millis(rtt)));
         }
-        let mut text = b"Received from server: ".to_vec();
-        text.extend_from_slice(reply);
-        text.push(b'\n');
-        self.write(&text)
+        self.pending.extend_from_slice(b"Received from server: ");
+        push_shown(&mut self.pending, reply);
+        self.pending.push(b'\n');
+        self.write(&[])
     }
 
     /// No reply to message `seq` within the timeout.
@@ -309,6 +309,22 @@ impl Json {
         self.key(key);
         let _ = write!(self.text, "{value:.6}");
         self
+    }
+}
+
+/// Appends a message's bytes to a transcript line as they are, but for line ends: a `\n` or `\r`
+/// inside a message (a datagram, or a raw read) shows as those two characters, so no peer can
+/// start a transcript line of its own. Exact bytes are what `--json` is for.
+fn push_shown(line: &mut Vec<u8>, bytes: &[u8]) {
+    if !bytes.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return line.extend_from_slice(bytes);
+    }
+    for &byte in bytes {
+        match byte {
+            b'\n' => line.extend_from_slice(b"\\n"),
+            b'\r' => line.extend_from_slice(b"\\r"),
+            other => line.push(other),
+        }
     }
 }
 

@@ -1064,3 +1064,16 @@ fn reply_stdin_over_raw_framing_keeps_owing_after_an_empty_line() {
     let out = stop_cleanly(server);
     assert!(out.stderr().contains("an empty line cannot be sent over a raw stream"), "{out}");
 }
+
+#[test]
+fn a_peer_cannot_forge_transcript_lines() {
+    // A datagram may hold line ends; the transcript shows them as \n and \r, one line per message.
+    let server = Server::start(Proto::Udp, &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(b"x\nConnection from: 6.6.6.6:1\rz", &server.address).expect("send");
+    let out = server.wait_for("Received from User: ");
+    assert!(out.contains("from connected user: x\\nConnection from: 6.6.6.6:1\\rz\n"), "{out}");
+    assert_eq!(count(&out, "Connection from: "), 2, "one real, one shown inside a message: {out}");
+    assert!(!out.lines().any(|l| l.starts_with("Connection from: 6.6.6.6")), "{out}");
+    stop_cleanly(server);
+}
