@@ -379,13 +379,6 @@ impl Log {
     }
 }
 
-fn percentile(summary: &Summary, p: f64) -> Option<Duration> {
-    let mut rtts = summary.rtts.clone();
-    rtts.sort_unstable();
-    let last = rtts.len().checked_sub(1)?;
-    rtts.get(((last as f64) * p).round() as usize).copied()
-}
-
 fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".into(), |d| format!("{:.3} ms", d.as_secs_f64() * 1000.0))
 }
@@ -415,8 +408,8 @@ fn cells(m: &Measured) -> Vec<String> {
         m.first_refused.as_ref().map_or_else(|| "-".into(), |(n, why)| format!("{} B: {why}", bytes(*n))),
         format!("{} ({})", m.no_server, ms(Some(m.no_server_after))),
         m.quit_seen.as_ref().map_or_else(|| "nothing (until --idle-timeout)".into(), |r| format!("disconnect ({r})")),
-        ms(percentile(s, 0.5)),
-        ms(percentile(s, 0.99)),
+        ms(s.percentile(0.5)),
+        ms(s.percentile(0.99)),
     ]
 }
 
@@ -475,7 +468,7 @@ fn json(results: &[(Proto, Measured)]) -> String {
         j.str("no_server", &m.no_server).num("no_server_ms", m.no_server_after.as_secs_f64() * 1000.0);
         j.str("client_quits", m.quit_seen.as_deref().unwrap_or("nothing"));
         for (key, p) in [("rtt_median_ms", 0.5), ("rtt_p99_ms", 0.99)] {
-            if let Some(d) = percentile(s, p) {
+            if let Some(d) = s.percentile(p) {
                 j.num(key, d.as_secs_f64() * 1000.0);
             }
         }

@@ -39,10 +39,25 @@ pub struct Summary {
 impl Summary {
     /// Round-trip times as (min, median, max), when any reply came.
     pub fn rtt_spread(&self) -> Option<(Duration, Duration, Duration)> {
+        let sorted = self.sorted_rtts();
+        Some((quantile(&sorted, 0.0)?, quantile(&sorted, 0.5)?, quantile(&sorted, 1.0)?))
+    }
+
+    /// The round trip at quantile `p` (0 to 1, nearest rank), when any reply came.
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        quantile(&self.sorted_rtts(), p)
+    }
+
+    fn sorted_rtts(&self) -> Vec<Duration> {
         let mut sorted = self.rtts.clone();
         sorted.sort_unstable();
-        Some((*sorted.first()?, sorted[sorted.len() / 2], *sorted.last()?))
+        sorted
     }
+}
+
+fn quantile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    let last = sorted.len().checked_sub(1)?;
+    sorted.get(((last as f64) * p).round() as usize).copied()
 }
 
 impl Report {
@@ -357,6 +372,15 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_and_percentiles_share_one_rank_rule() {
+        let ms = Duration::from_millis;
+        let s = Summary { rtts: vec![ms(4), ms(1), ms(3), ms(2)], ..Summary::default() };
+        assert_eq!(s.rtt_spread(), Some((ms(1), ms(3), ms(4))));
+        assert_eq!(s.percentile(0.99), Some(ms(4)));
+        assert_eq!(Summary::default().percentile(0.5), None);
+    }
 
     #[test]
     fn json_escapes_and_hex() {

@@ -228,9 +228,14 @@ impl Server {
             }
         };
         self.report.replied(name, reply)?;
-        let mut closed = Vec::new();
-        self.transport.send(peer, reply, &mut closed);
-        self.handle(&mut closed)
+        self.send(peer, reply)
+    }
+
+    /// Queues a reply, and handles what sending it may have shown (a peer gone).
+    fn send(&mut self, peer: PeerId, reply: &[u8]) -> Result<()> {
+        let mut gone = Vec::new();
+        self.transport.send(peer, reply, &mut gone);
+        self.handle(&mut gone)
     }
 
     /// Pairs lines typed (or piped) on stdin with the oldest messages still owed a reply.
@@ -268,9 +273,7 @@ impl Server {
                 self.transport.hold(peer, false);
             }
             self.report.replied(self.transport.peer_name(peer), &line)?;
-            let mut closed = Vec::new();
-            self.transport.send(peer, &line, &mut closed);
-            self.handle(&mut closed)?;
+            self.send(peer, &line)?;
             if !self.owed.is_empty() {
                 self.report.prompt()?;
             }

@@ -416,6 +416,11 @@ impl<T> Slots<T> {
     }
 }
 
+/// Always readable; writable too only while output waits, so an idle socket costs no wake-ups.
+fn interest(wants_write: bool) -> Interest {
+    if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE }
+}
+
 fn token(id: PeerId) -> Token {
     Token(FIRST_PEER + id.slot)
 }
@@ -885,8 +890,7 @@ impl Streams {
         // Ask for WRITABLE only while output waits, so an idle connection costs no wake-ups.
         let wants_write = conn.unwritten() > 0;
         if wants_write != conn.wants_write {
-            let interest = if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            if let Err(e) = registry.reregister(&mut conn.sock, token(id), interest) {
+            if let Err(e) = registry.reregister(&mut conn.sock, token(id), interest(wants_write)) {
                 return self.close(registry, id, Closed::Failed(e), out);
             }
             conn.wants_write = wants_write;
@@ -1310,8 +1314,7 @@ impl Datagrams {
         }
         let wants_write = !self.queue.is_empty();
         if wants_write != self.wants_write {
-            let interest = if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            match self.sock.reregister(registry, interest) {
+            match self.sock.reregister(registry, interest(wants_write)) {
                 Ok(()) => self.wants_write = wants_write,
                 Err(e) => warn!("cannot watch the socket for writing: {e}"),
             }
