@@ -2,7 +2,7 @@
 //!
 //! - [`cli`] parses and checks the command line; [`error`] is the one error type.
 //! - [`transport`] hides stream versus datagram sockets behind one enum; [`framing`] cuts streams
-//!   into messages and [`upper`] is the server's transformation.
+//!   into messages, [`mmsg`] moves datagrams in batches, and [`upper`] is the server's transformation.
 //! - [`server`] and [`client`] are the two event loops, written once against the transport, with
 //!   [`event_loop`] what they share, [`stdin`] the input thread and [`report`] every line shown.
 //! - [`compare`] runs one conversation over every transport; [`bench`] measures round trips under load.
@@ -15,6 +15,7 @@ pub mod compare;
 pub mod error;
 pub mod event_loop;
 pub mod framing;
+pub mod mmsg;
 pub mod report;
 pub mod server;
 pub mod stdin;

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::error::{Error, Result};
 use crate::framing::{Framing, LineFramer, strip_line_end};
+use crate::mmsg::{self, RawAddr};
 
 /// The socket kinds netpair speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -96,6 +97,8 @@ const LOW_WATER: usize = 64 * 1024;
 /// Bytes read from one connection (or datagrams from one socket) before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
 const DATAGRAM_BUDGET: usize = 256;
+/// The most buffer space a datagram socket receives a batch into (`recvmmsg`).
+const DATAGRAM_BATCH_BYTES: usize = 2 << 20;
 /// The largest datagram buffer kept, whatever --max-message says (Linux's Unix datagrams stop near 200 KiB).
 const DATAGRAM_CEILING: usize = 4 << 20;
 /// What a connection's output buffer keeps once empty: enough for a few ordinary replies, so a talkative
@@ -996,24 +999,38 @@ impl fmt::Display for PeerKey {
     }
 }
 
-impl Dgram {
-    /// Receives one datagram; the sender is `None` when it has no address (an unbound Unix socket).
-    fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Option<PeerKey>)> {
+impl PeerKey {
+    /// The address in the kernel's form.
+    fn raw(&self) -> RawAddr {
         match self {
-            Dgram::Udp(s) => s.recv_from(buf).map(|(n, a)| (n, Some(PeerKey::Inet(a)))),
-            Dgram::Unix(s) => {
-                s.recv_from(buf).map(|(n, a)| (n, a.as_pathname().map(|p| PeerKey::Path(p.to_path_buf()))))
-            }
+            PeerKey::Inet(addr) => RawAddr::inet(*addr),
+            // The path came from the kernel, so it fits; if not, the send fails with that peer alone.
+            PeerKey::Path(path) => RawAddr::path(path).unwrap_or(RawAddr::none()),
+        }
+    }
+}
+
+impl Dgram {
+    fn fd(&self) -> RawFd {
+        match self {
+            Dgram::Udp(s) => s.as_raw_fd(),
+            Dgram::Unix(s) => s.as_raw_fd(),
         }
     }
 
-    fn send_to(&self, buf: &[u8], to: &PeerKey, connected: bool) -> io::Result<usize> {
-        match (self, to) {
-            (Dgram::Udp(s), _) if connected => s.send(buf),
-            (Dgram::Unix(s), _) if connected => s.send(buf),
-            (Dgram::Udp(s), PeerKey::Inet(addr)) => s.send_to(buf, *addr),
-            (Dgram::Unix(s), PeerKey::Path(path)) => s.send_to(buf, path),
-            _ => Err(io::ErrorKind::InvalidInput.into()),
+    /// Sends on a connected socket.
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Dgram::Udp(s) => s.send(buf),
+            Dgram::Unix(s) => s.send(buf),
+        }
+    }
+
+    /// The sender's key; `None` when it has no address (an unbound Unix socket).
+    fn key_of(&self, from: &RawAddr) -> Option<PeerKey> {
+        match self {
+            Dgram::Udp(_) => from.to_inet().map(PeerKey::Inet),
+            Dgram::Unix(_) => from.to_path().map(PeerKey::Path),
         }
     }
 
@@ -1041,7 +1058,8 @@ pub struct Datagrams {
     connected: bool,
     peers: Slots<DatagramPeer>,
     by_key: HashMap<PeerKey, PeerId>,
-    queue: VecDeque<(PeerKey, Vec<u8>)>,
+    /// Replies not sent yet: a server sends a turn's replies together, in `flush`.
+    queue: VecDeque<Outgoing>,
     queued_bytes: usize,
     wants_write: bool,
     paused: bool,
@@ -1049,7 +1067,11 @@ pub struct Datagrams {
     stopped: bool,
     max_message: usize,
     max_peers: usize,
-    scratch: Vec<u8>,
+    /// Room for a batch of datagrams, `slot` bytes each, with their lengths and senders.
+    slots: Vec<u8>,
+    slot: usize,
+    lens: Vec<usize>,
+    senders: Vec<RawAddr>,
     socket_file: Option<PathBuf>,
     full: Throttle,
     dropped: Throttle,
@@ -1063,8 +1085,18 @@ pub struct Datagrams {
     heard_back: bool,
 }
 
+/// A reply waiting to be sent.
+struct Outgoing {
+    peer: PeerId,
+    to: RawAddr,
+    datagram: Vec<u8>,
+}
+
 impl Datagrams {
     fn new(settings: &Settings, sock: Dgram, server: Option<PeerKey>, socket_file: Option<PathBuf>) -> Self {
+        // One byte more than allowed, so an oversized datagram shows as one that filled its slot.
+        let slot = settings.max_message.min(DATAGRAM_CEILING) + 1;
+        let batch = (DATAGRAM_BATCH_BYTES / slot).clamp(1, mmsg::BATCH);
         let mut side = Datagrams {
             sock,
             connected: server.is_some(),
@@ -1078,8 +1110,11 @@ impl Datagrams {
             stopped: false,
             max_message: settings.max_message,
             max_peers: settings.max_peers,
-            // One byte more than allowed, so an oversized datagram shows as one that filled the buffer.
-            scratch: vec![0; settings.max_message.min(DATAGRAM_CEILING) + 1],
+            // Zeroed pages are the kernel's until written: a batch of small datagrams costs a page each.
+            slots: vec![0; slot * batch],
+            slot,
+            lens: vec![0; batch],
+            senders: vec![RawAddr::none(); batch],
             socket_file,
             full: Throttle::default(),
             dropped: Throttle::default(),
@@ -1121,14 +1156,17 @@ impl Datagrams {
         if self.paused || self.stopped {
             return;
         }
-        for _ in 0..DATAGRAM_BUDGET {
+        let mut budget = DATAGRAM_BUDGET;
+        while budget > 0 {
             if self.queued_bytes > HIGH_WATER {
                 // Backpressure: leave datagrams in the kernel (which drops what it cannot hold)
                 // until the replies already owed are out.
                 self.paused = true;
                 return;
             }
-            let (n, from) = match self.sock.recv_from(&mut self.scratch) {
+            let want = self.lens.len().min(budget);
+            let from = (!self.connected).then_some(&mut self.senders[..want]);
+            let got = match mmsg::recv_batch(self.sock.fd(), &mut self.slots, self.slot, &mut self.lens[..want], from) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -1142,38 +1180,53 @@ impl Datagrams {
                 Err(e) => {
                     // An unconnected socket's errors (a vanished peer's ICMP) never stop the server.
                     debug!("receive failed: {e}");
+                    budget -= 1;
                     continue;
                 }
             };
-            let id = if self.connected {
-                self.heard_back = true;
-                Transport::server()
-            } else {
-                let Some(key) = from else {
-                    self.dropped.warn(format_args!("datagram from a socket with no address dropped: no way to reply"));
-                    continue;
-                };
-                match self.peer_for(key, out) {
-                    Some(id) => id,
-                    None => continue,
-                }
-            };
-            let Some(peer) = self.peers.get_mut(id) else {
-                continue;
-            };
-            peer.last_active = Instant::now();
-            if n > self.max_message || n == self.scratch.len() {
-                self.dropped.warn(format_args!(
-                    "datagram of over {} bytes from {} dropped (--max-message {})",
-                    self.max_message, peer.name, self.max_message
-                ));
-                continue;
+            budget -= got;
+            for i in 0..got {
+                self.take(i, out);
             }
-            let (body, line_end) = strip_line_end(&self.scratch[..n]);
-            peer.line_end = line_end;
-            out.push(Event::Message(id, body.to_vec()));
+            // A short batch emptied the queue (epoll(7)): no need for a receive that would block. A
+            // connected socket reads on to WouldBlock, where an ICMP error it holds would show.
+            if got < want && !self.connected {
+                return;
+            }
         }
         self.unread = true;
+    }
+
+    /// Turns the `i`th datagram of the batch just received into a message from its sender.
+    fn take(&mut self, i: usize, out: &mut Vec<Event>) {
+        let id = if self.connected {
+            self.heard_back = true;
+            Transport::server()
+        } else {
+            let Some(key) = self.sock.key_of(&self.senders[i]) else {
+                self.dropped.warn(format_args!("datagram from a socket with no address dropped: no way to reply"));
+                return;
+            };
+            match self.peer_for(key, out) {
+                Some(id) => id,
+                None => return,
+            }
+        };
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
+        peer.last_active = Instant::now();
+        let n = self.lens[i];
+        if n > self.max_message || n >= self.slot {
+            self.dropped.warn(format_args!(
+                "datagram of over {} bytes from {} dropped (--max-message {})",
+                self.max_message, peer.name, self.max_message
+            ));
+            return;
+        }
+        let (body, line_end) = strip_line_end(&self.slots[i * self.slot..][..n]);
+        peer.line_end = line_end;
+        out.push(Event::Message(id, body.to_vec()));
     }
 
     fn peer_for(&mut self, key: PeerKey, out: &mut Vec<Event>) -> Option<PeerId> {
@@ -1219,25 +1272,12 @@ impl Datagrams {
         if self.connected && !self.fallback.is_empty() {
             self.last_sent.clone_from(&datagram);
         }
-        // A Unix datagram server's send that would block waits on that one peer's full queue (it is
-        // not reading), and no readiness event says when it has room: drop that reply, as a datagram
-        // may be dropped, rather than hold every other peer's replies behind it.
-        let per_peer_queues = !self.connected && matches!(self.sock, Dgram::Unix(_));
-        if self.queue.is_empty() || per_peer_queues {
-            match self.sock.send_to(&datagram, &peer.key, self.connected) {
+        // A client sends at once; a server keeps a turn's replies and sends them together (flush).
+        if self.connected && self.queue.is_empty() {
+            match self.sock.send(&datagram) {
                 Ok(_) => return,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && per_peer_queues => {
-                    self.unsent.warn(format_args!(
-                        "{} is not reading its replies (its queue is full): reply dropped",
-                        peer.name
-                    ));
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                    return out.push(Event::NotSent { peer: id, reason: e });
-                }
-                Err(e) => return self.send_failed(id, e, out),
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return self.send_error(id, e, out),
+                Err(_) => {}
             }
         }
         if self.queued_bytes + datagram.len() > 4 * HIGH_WATER {
@@ -1245,7 +1285,12 @@ impl Datagrams {
             return;
         }
         self.queued_bytes += datagram.len();
-        self.queue.push_back((peer.key.clone(), datagram));
+        // A client's socket is connected: its datagrams need no address.
+        let to = if self.connected { RawAddr::none() } else { peer.key.raw() };
+        self.queue.push_back(Outgoing { peer: id, to, datagram });
+        if self.queue.len() >= mmsg::BATCH || self.queued_bytes >= LOW_WATER {
+            self.send_queued(out);
+        }
     }
 
     /// Client only: after the server's address refused before any reply, moves to the next address
@@ -1274,7 +1319,7 @@ impl Datagrams {
                 server.key = PeerKey::Inet(next);
                 server.name = next.to_string();
             }
-            if self.sock.send_to(&self.last_sent, &PeerKey::Inet(next), true).is_ok() {
+            if self.sock.send(&self.last_sent).is_ok() {
                 return true;
             }
         }
@@ -1294,24 +1339,46 @@ impl Datagrams {
         }
     }
 
-    fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
-        while let Some((key, datagram)) = self.queue.front() {
-            match self.sock.send_to(datagram, key, self.connected) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+    /// Sends queued replies, a batch per system call, until the queue is empty or the socket full.
+    fn send_queued(&mut self, out: &mut Vec<Event>) {
+        // A Unix datagram server's send that would block waits on that one peer's full queue (it is
+        // not reading), and no readiness event says when it has room: drop that reply, as a datagram
+        // may be dropped, rather than hold every other peer's replies behind it.
+        let per_peer_queues = !self.connected && matches!(self.sock, Dgram::Unix(_));
+        while !self.queue.is_empty() {
+            let batch = self.queue.iter().map(|o| (o.datagram.as_slice(), &o.to));
+            let sent = match mmsg::send_batch(self.sock.fd(), batch) {
+                Ok(sent) => sent,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !per_peer_queues => return,
                 Err(e) => {
-                    if let Some(&id) = self.by_key.get(key) {
-                        self.send_failed(id, e, out);
-                    } else if self.connected {
-                        self.send_failed(Transport::server(), e, out);
-                    }
+                    // The first one failed: that reply alone is given up.
+                    let Some(failed) = self.queue.pop_front() else { return };
+                    self.queued_bytes -= failed.datagram.len();
+                    self.send_error(failed.peer, e, out);
+                    continue;
                 }
-            }
-            if let Some((_, sent)) = self.queue.pop_front() {
-                self.queued_bytes -= sent.len();
+            };
+            for sent in self.queue.drain(..sent) {
+                self.queued_bytes -= sent.datagram.len();
             }
         }
+    }
+
+    /// What a reply that could not be sent does to its peer.
+    fn send_error(&mut self, id: PeerId, err: io::Error, out: &mut Vec<Event>) {
+        if err.kind() == io::ErrorKind::WouldBlock {
+            let name = self.peer_name(id).to_string();
+            self.unsent.warn(format_args!("{name} is not reading its replies (its queue is full): reply dropped"));
+        } else if err.raw_os_error() == Some(libc::EMSGSIZE) {
+            out.push(Event::NotSent { peer: id, reason: err });
+        } else {
+            self.send_failed(id, err, out);
+        }
+    }
+
+    fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        self.send_queued(out);
         let wants_write = !self.queue.is_empty();
         if wants_write != self.wants_write {
             match self.sock.reregister(registry, interest(wants_write)) {

@@ -17,6 +17,7 @@ use mio::net::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::error::{Error, Result, describe};
+use crate::mmsg::{self, RawAddr};
 use crate::transport::Proto;
 
 /// Connects in flight per thread at once, so the server's listen backlog is never overrun.
@@ -25,8 +26,6 @@ const CONNECT_BATCH: usize = 128;
 const SCAN: Duration = Duration::from_millis(50);
 /// How often the progress counters are brought up to date.
 const PUBLISH: Duration = Duration::from_millis(100);
-/// Most datagrams taken in one `recvmmsg` or sent in one `sendmmsg`.
-const DATAGRAM_BATCH: usize = 64;
 /// Timed-out sequence numbers remembered per client, to tell a late reply from a wrong one.
 const REMEMBER_GIVEN_UP: usize = 1024;
 /// The `--rate` timer's token, above every client's.
@@ -327,54 +326,6 @@ impl Sock {
     }
 }
 
-/// Receives up to `count` datagrams of at most `slot` bytes into `bufs` in one call; each one's
-/// length goes in `lens` (one more than `slot` when it was cut short).
-fn recv_batch(fd: i32, bufs: &mut [u8], slot: usize, count: usize, lens: &mut [usize]) -> io::Result<usize> {
-    let count = count.min(DATAGRAM_BATCH).min(bufs.len() / slot).min(lens.len());
-    // SAFETY: both arrays are plain C structs for which all-zero is a valid value.
-    let mut iovs: [libc::iovec; DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
-    let mut msgs: [libc::mmsghdr; DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, chunk) in bufs.chunks_exact_mut(slot).take(count).enumerate() {
-        iovs[i] = libc::iovec { iov_base: chunk.as_mut_ptr().cast(), iov_len: slot };
-        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: every header points at one iovec, and each iovec at `slot` bytes of `bufs`, all of
-    // which outlive the call; the kernel writes no more than that.
-    let got = unsafe {
-        libc::recvmmsg(fd, msgs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
-    };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let got = got as usize;
-    for (len, msg) in lens.iter_mut().zip(&msgs[..got]) {
-        let truncated = msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-        *len = if truncated { slot + 1 } else { msg.msg_len as usize };
-    }
-    Ok(got)
-}
-
-/// Sends the datagrams of `size` bytes each that `data` holds, as many as the socket takes, in one call.
-fn send_batch(fd: i32, data: &[u8], size: usize) -> io::Result<usize> {
-    let count = (data.len() / size).min(DATAGRAM_BATCH);
-    // SAFETY: as in recv_batch.
-    let mut iovs: [libc::iovec; DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
-    let mut msgs: [libc::mmsghdr; DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, chunk) in data.chunks_exact(size).take(count).enumerate() {
-        // The kernel only reads through this pointer.
-        iovs[i] = libc::iovec { iov_base: chunk.as_ptr().cast_mut().cast(), iov_len: size };
-        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: every header points at one iovec over `data`, which outlives the call.
-    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(sent as usize)
-}
-
 /// Wakes the loop when the next scheduled send is due. epoll's own timeout counts whole
 /// milliseconds, and every microsecond late would count as latency under `--rate`.
 struct Timer {
@@ -500,7 +451,7 @@ impl<'a> Worker<'a> {
         let ids: Vec<u64> = (index..plan.clients).step_by(plan.threads).map(|i| i as u64).collect();
         // A datagram reply longer than what was sent shows as a slot over-filled.
         let slot = plan.size + 1;
-        let read_buf = if plan.proto.is_stream() { vec![0; 64 * 1024] } else { vec![0; slot * DATAGRAM_BATCH] };
+        let read_buf = if plan.proto.is_stream() { vec![0; 64 * 1024] } else { vec![0; slot * mmsg::BATCH] };
         let now = Instant::now();
         let mut worker = Worker {
             plan,
@@ -508,7 +459,7 @@ impl<'a> Worker<'a> {
             clients: Vec::with_capacity(ids.len()),
             tally: Tally::new(),
             read_buf,
-            lens: vec![0; DATAGRAM_BATCH],
+            lens: vec![0; mmsg::BATCH],
             slot,
             expect: Vec::with_capacity(plan.size),
             outgoing: Vec::new(),
@@ -793,10 +744,11 @@ impl<'a> Worker<'a> {
         let size = self.plan.size;
         let client = &mut self.clients[i];
         let mut rest = data;
+        let connected = RawAddr::none();
         if client.backlog.is_empty() {
             while !rest.is_empty() {
                 let sent = if rest.len() > size {
-                    send_batch(client.sock.fd(), rest, size)
+                    mmsg::send_batch(client.sock.fd(), rest.chunks_exact(size).map(|datagram| (datagram, &connected)))
                 } else {
                     client.sock.write(rest).map(|_| 1)
                 };
@@ -880,7 +832,7 @@ impl<'a> Worker<'a> {
                     1
                 })
             } else {
-                recv_batch(client.sock.fd(), &mut self.read_buf, self.slot, DATAGRAM_BATCH, &mut self.lens)
+                mmsg::recv_batch(client.sock.fd(), &mut self.read_buf, self.slot, &mut self.lens, None)
             };
             let n = match got {
                 Ok(0) if stream => {
@@ -939,7 +891,7 @@ impl<'a> Worker<'a> {
                     }
                 }
                 // Fewer datagrams than asked for: the queue is empty.
-                if wait || n < DATAGRAM_BATCH {
+                if wait || n < mmsg::BATCH {
                     break;
                 }
             }
