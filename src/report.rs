@@ -234,7 +234,9 @@ impl Report {
     fn note(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
         // What stdout holds goes first, so that a terminal shows the two streams in order.
         self.flush()?;
-        let result = writeln!(self.err, "netpair: {text}").and_then(|()| self.err.flush());
+        // One write: a line on a shared stderr never comes out in pieces.
+        let line = format!("netpair: {text}\n");
+        let result = self.err.write_all(line.as_bytes()).and_then(|()| self.err.flush());
         result.map_err(|e| Error::io("writing to stderr", e))
     }
 

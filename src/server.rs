@@ -174,7 +174,10 @@ impl Server {
                     self.first_peer.get_or_insert(peer);
                     self.report.connected(self.transport.peer_name(peer))?;
                 }
-                Event::Message(peer, message) => self.answer(peer, &message)?,
+                Event::Message(peer, message) => {
+                    self.answer(peer, &message)?;
+                    self.transport.recycle(message);
+                }
                 Event::NotSent { peer, reason } => {
                     warn!("reply to {} not sent: {}", self.transport.peer_name(peer), crate::error::describe(&reason));
                 }

@@ -288,6 +288,11 @@ impl Transport {
         either!(self, side => side.flush_all(registry, out))
     }
 
+    /// Takes back a message's buffer once it has been handled, for a later message to reuse.
+    pub fn recycle(&mut self, message: Vec<u8>) {
+        either!(self, side => side.pool.give(message))
+    }
+
     /// Reads input that an earlier turn left unread (read budget spent, or reading resumed).
     pub fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
         either!(self, side => side.read_unread(registry, out))
@@ -593,6 +598,7 @@ pub struct Streams {
     max_message: usize,
     max_peers: usize,
     scratch: Vec<u8>,
+    pool: Pool,
     dirty: Vec<PeerId>,
     unread: Vec<PeerId>,
     accept_paused: bool,
@@ -619,6 +625,7 @@ impl Streams {
             max_message: settings.max_message,
             max_peers: settings.max_peers,
             scratch: vec![0; read_size],
+            pool: Pool::default(),
             dirty: Vec::new(),
             unread: Vec::new(),
             accept_paused: false,
@@ -784,9 +791,10 @@ impl Streams {
             let drained = short_read_drains && n < self.scratch.len();
             let data = &self.scratch[..n];
             match self.framing {
-                Framing::Raw => out.push(Event::Message(id, data.to_vec())),
+                Framing::Raw => out.push(Event::Message(id, self.pool.message(data))),
                 Framing::Line => {
-                    let pushed = conn.framer.push(data, |line| out.push(Event::Message(id, line.to_vec())));
+                    let pool = &mut self.pool;
+                    let pushed = conn.framer.push(data, |line| out.push(Event::Message(id, pool.message(line))));
                     if let Err(too_long) = pushed {
                         warn!(
                             "{} sent a line of {}+ bytes, over --max-message {}; closing it",
@@ -1073,6 +1081,7 @@ pub struct Datagrams {
     lens: Vec<usize>,
     senders: Vec<RawAddr>,
     socket_file: Option<PathBuf>,
+    pool: Pool,
     full: Throttle,
     dropped: Throttle,
     /// Replies not sent (too big, or the send queue full): throttled apart, so a flood of one kind of
@@ -1116,6 +1125,7 @@ impl Datagrams {
             lens: vec![0; batch],
             senders: vec![RawAddr::none(); batch],
             socket_file,
+            pool: Pool::default(),
             full: Throttle::default(),
             dropped: Throttle::default(),
             unsent: Throttle::default(),
@@ -1226,7 +1236,7 @@ impl Datagrams {
         }
         let (body, line_end) = strip_line_end(&self.slots[i * self.slot..][..n]);
         peer.line_end = line_end;
-        out.push(Event::Message(id, body.to_vec()));
+        out.push(Event::Message(id, self.pool.message(body)));
     }
 
     fn peer_for(&mut self, key: PeerKey, out: &mut Vec<Event>) -> Option<PeerId> {
@@ -1452,6 +1462,31 @@ impl Drop for Datagrams {
     fn drop(&mut self) {
         if let Some(path) = &self.socket_file {
             let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Message buffers given back once handled: a busy peer's messages then cost no allocation each.
+#[derive(Default)]
+struct Pool {
+    spare: Vec<Vec<u8>>,
+}
+
+impl Pool {
+    /// Buffers kept, at most: as many messages as one turn usually brings.
+    const MAX: usize = 1024;
+
+    /// `bytes` in a buffer of their own.
+    fn message(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut message = self.spare.pop().unwrap_or_default();
+        message.extend_from_slice(bytes);
+        message
+    }
+
+    fn give(&mut self, mut message: Vec<u8>) {
+        if self.spare.len() < Pool::MAX && message.capacity() <= KEEP_CAPACITY {
+            message.clear();
+            self.spare.push(message);
         }
     }
 }
