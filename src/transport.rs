@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::framing::{Framing, LineFramer, strip_line_end};
 
 /// The socket kinds netpair speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Proto {
     Tcp,
     Udp,
