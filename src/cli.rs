@@ -1,9 +1,11 @@
 //! The command line: clap definitions, checked and turned into the settings each mode runs with.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::builder::PossibleValue;
+use clap::{Arg, ArgAction, ArgMatches, ValueEnum, value_parser};
 
 use crate::bench::BenchConfig;
 use crate::compare::{self, CompareConfig};
@@ -19,45 +21,34 @@ Exit status:
   3  some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong";
 
 /// Run the socket tutorial's conversation over TCP, UDP, Unix stream or Unix datagram sockets.
-#[derive(Parser, Debug)]
-#[command(name = "netpair", version, after_help = EXIT_STATUS)]
+#[derive(Debug)]
 pub struct Cli {
     /// Socket kind; `bench` takes a comma-separated list.
-    #[arg(long, global = true, value_enum, value_delimiter = ',', default_value = "tcp")]
     pub proto: Vec<Proto>,
     /// Host name or address to listen on or connect to.
-    #[arg(long, global = true, default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on or connect to; 0 asks the OS for a free one.
-    #[arg(long, global = true, default_value_t = 5001)]
     pub port: u16,
     /// Socket file for --proto unix and unixgram.
-    #[arg(long, global = true)]
     pub path: Option<PathBuf>,
     /// How a stream is cut into messages (datagrams are always one message each).
-    #[arg(long, global = true, value_enum, default_value_t = Framing::Line)]
     pub framing: Framing,
     /// Largest message in bytes [default: 65507 for datagrams, 1 MiB for lines].
-    #[arg(long, global = true, value_name = "BYTES")]
     pub max_message: Option<usize>,
     /// One JSON object per line on stdout for each event, instead of the transcript.
-    #[arg(long, global = true)]
     pub json: bool,
     /// Print a ` ? ` prompt before reading each line: auto = when stdin is a terminal.
-    #[arg(long, global = true, value_enum, default_value_t = Prompt::Auto)]
     pub prompt: Prompt,
     /// More diagnostics on stderr (-vv for debug).
-    #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
     /// Fewer diagnostics on stderr (-qq for none).
-    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
-    #[command(subcommand)]
+    /// The subcommand, with its own options.
     pub command: Command,
 }
 
 /// What to run.
-#[derive(Subcommand, Debug)]
+#[derive(Debug)]
 pub enum Command {
     /// Listen, print each message and its uppercase form, and reply.
     Server(ServerArgs),
@@ -70,80 +61,63 @@ pub enum Command {
 }
 
 /// `bench` options.
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct BenchArgs {
     /// Load the netpair server already running at --host/--port (or --path); without it, bench starts
     /// its own in-process, on a free port (or --path).
-    #[arg(long)]
     pub connect: bool,
     /// Clients, each with its own socket.
-    #[arg(long, default_value_t = 1)]
     pub clients: usize,
     /// Messages per client after the warm-up [default: run for --duration].
-    #[arg(long, conflicts_with = "duration")]
     pub messages: Option<u64>,
     /// How long to measure after the warm-up [default: 5s].
-    #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Bytes per message.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
     pub size: usize,
     /// Messages in flight per client: 1 is ping-pong.
-    #[arg(long, default_value_t = 1)]
     pub window: usize,
     /// Open loop: send this many messages per second in all, on a fixed schedule; latency counts from
     /// when each was due, so a stall is never hidden.
-    #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
     /// Send for this long before measuring.
-    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     pub warmup: Duration,
     /// Client threads [default: one per core].
-    #[arg(long)]
     pub threads: Option<usize>,
 }
 
 /// `compare` options.
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct CompareArgs {
     /// Messages in the conversation.
-    #[arg(long, default_value_t = 20)]
     pub messages: usize,
     /// Bytes per message.
-    #[arg(long, value_name = "BYTES", default_value_t = 32)]
     pub size: usize,
     /// Use the lines of this file as the conversation instead.
-    #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
 }
 
 /// Server-only options.
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct ServerArgs {
     /// What goes back: the uppercased message, the message itself, or the next line typed on stdin.
-    #[arg(long, value_enum, default_value_t = Reply::Upper)]
     pub reply: Reply,
     /// Serve one client and exit when it is done.
-    #[arg(long)]
     pub once: bool,
     /// Forget a peer that has sent nothing, and taken none of its replies, for this long (0 = never).
-    #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub idle_timeout: Duration,
     /// Most peers served at once; more are turned away.
-    #[arg(long, default_value_t = 16384)]
     pub max_clients: usize,
 }
 
 /// Client-only options.
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct ClientArgs {
     /// How long to wait for each reply (e.g. 500ms, 2s).
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub timeout: Duration,
 }
 
 /// The server's reply policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// Reply with the message uppercased.
     Upper,
@@ -154,7 +128,7 @@ pub enum Reply {
 }
 
 /// When to print the ` ? ` prompt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prompt {
     Auto,
     Always,
@@ -213,6 +187,299 @@ pub enum Config {
 pub const UDP_MAX: usize = 65_507;
 /// Default bound for a line on a stream.
 pub const LINE_MAX: usize = 1 << 20;
+
+// The command line is built with clap's builder API rather than its derive macros: a proc-macro cannot be
+// built when `.cargo/config.toml` asks for a static binary, and the static binary starts faster.
+// Each type below is filled from the arguments its own `command()` declares, under the same ids.
+
+impl Cli {
+    /// Every flag netpair takes, with its help text and default.
+    pub fn command() -> clap::Command {
+        clap::Command::new("netpair")
+            .version(env!("CARGO_PKG_VERSION"))
+            .about("Run the socket tutorial's conversation over TCP, UDP, Unix stream or Unix datagram sockets")
+            .after_help(EXIT_STATUS)
+            .subcommand_required(true)
+            .arg_required_else_help(true)
+            .args(
+                [
+                    option("proto", "PROTO", "Socket kind; `bench` takes a comma-separated list")
+                        .value_parser(value_parser!(Proto))
+                        .action(ArgAction::Append)
+                        .value_delimiter(',')
+                        .default_value("tcp"),
+                    option("host", "HOST", "Host name or address to listen on or connect to")
+                        .default_value("127.0.0.1"),
+                    option("port", "PORT", "Port to listen on or connect to; 0 asks the OS for a free one")
+                        .value_parser(value_parser!(u16))
+                        .default_value("5001"),
+                    option("path", "PATH", "Socket file for --proto unix and unixgram")
+                        .value_parser(value_parser!(PathBuf)),
+                    option(
+                        "framing",
+                        "FRAMING",
+                        "How a stream is cut into messages (datagrams are always one message each)",
+                    )
+                    .value_parser(value_parser!(Framing))
+                    .default_value("line"),
+                    option(
+                        "max-message",
+                        "BYTES",
+                        "Largest message in bytes [default: 65507 for datagrams, 1 MiB for lines]",
+                    )
+                    .value_parser(value_parser!(usize)),
+                    switch("json", "One JSON object per line on stdout for each event, instead of the transcript"),
+                    option(
+                        "prompt",
+                        "PROMPT",
+                        "Print a ` ? ` prompt before reading each line: auto = when stdin is a terminal",
+                    )
+                    .value_parser(value_parser!(Prompt))
+                    .default_value("auto"),
+                    count('v', "verbose", "More diagnostics on stderr (-vv for debug)"),
+                    count('q', "quiet", "Fewer diagnostics on stderr (-qq for none)").conflicts_with("verbose"),
+                ]
+                // Global: accepted before or after the subcommand, and shown in its help.
+                .map(|arg| arg.global(true)),
+            )
+            .subcommands([ServerArgs::command(), ClientArgs::command(), CompareArgs::command(), BenchArgs::command()])
+    }
+
+    /// Parses the process's arguments. `--help`, `--version` and usage errors are the `Err`, to be printed.
+    pub fn try_parse() -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::env::args_os())
+    }
+
+    /// Parses `args`, the first being the program name.
+    pub fn try_parse_from<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut matches = Cli::command().try_get_matches_from(args)?;
+        let Some((name, mut sub)) = matches.remove_subcommand() else { unreachable!("clap requires a subcommand") };
+        let command = match name.as_str() {
+            "server" => Command::Server(ServerArgs::from_matches(&mut sub)),
+            "client" => Command::Client(ClientArgs::from_matches(&mut sub)),
+            "compare" => Command::Compare(CompareArgs::from_matches(&mut sub)),
+            "bench" => Command::Bench(BenchArgs::from_matches(&mut sub)),
+            _ => unreachable!("clap matched a subcommand that was not declared: {name}"),
+        };
+        // Global flags given after the subcommand have been copied up to these matches by clap.
+        let m = &mut matches;
+        Ok(Cli {
+            proto: m.remove_many("proto").into_iter().flatten().collect(),
+            host: take(m, "host"),
+            port: take(m, "port"),
+            path: m.remove_one("path"),
+            framing: take(m, "framing"),
+            max_message: m.remove_one("max-message"),
+            json: take(m, "json"),
+            prompt: take(m, "prompt"),
+            verbose: take(m, "verbose"),
+            quiet: take(m, "quiet"),
+            command,
+        })
+    }
+}
+
+impl ServerArgs {
+    fn command() -> clap::Command {
+        clap::Command::new("server").about("Listen, print each message and its uppercase form, and reply").args([
+            option(
+                "reply",
+                "REPLY",
+                "What goes back: the uppercased message, the message itself, or the next line typed on stdin",
+            )
+            .value_parser(value_parser!(Reply))
+            .default_value("upper"),
+            switch("once", "Serve one client and exit when it is done"),
+            option(
+                "idle-timeout",
+                "IDLE_TIMEOUT",
+                "Forget a peer that has sent nothing, and taken none of its replies, for this long (0 = never)",
+            )
+            .value_parser(parse_duration)
+            .default_value("60s"),
+            option("max-clients", "MAX_CLIENTS", "Most peers served at once; more are turned away")
+                .value_parser(value_parser!(usize))
+                .default_value("16384"),
+        ])
+    }
+
+    fn from_matches(m: &mut ArgMatches) -> ServerArgs {
+        ServerArgs {
+            reply: take(m, "reply"),
+            once: take(m, "once"),
+            idle_timeout: take(m, "idle-timeout"),
+            max_clients: take(m, "max-clients"),
+        }
+    }
+}
+
+impl ClientArgs {
+    fn command() -> clap::Command {
+        clap::Command::new("client")
+            .about("Send each stdin line as a message and print the replies; a line `q` ends")
+            .arg(
+                option("timeout", "TIMEOUT", "How long to wait for each reply (e.g. 500ms, 2s)")
+                    .value_parser(parse_duration)
+                    .default_value("2s"),
+            )
+    }
+
+    fn from_matches(m: &mut ArgMatches) -> ClientArgs {
+        ClientArgs { timeout: take(m, "timeout") }
+    }
+}
+
+impl CompareArgs {
+    fn command() -> clap::Command {
+        clap::Command::new("compare")
+            .about("Run one conversation over tcp, udp, unix and unixgram and show the differences side by side")
+            .args([
+                option("messages", "MESSAGES", "Messages in the conversation")
+                    .value_parser(value_parser!(usize))
+                    .default_value("20"),
+                option("size", "BYTES", "Bytes per message").value_parser(value_parser!(usize)).default_value("32"),
+                option("input", "FILE", "Use the lines of this file as the conversation instead")
+                    .value_parser(value_parser!(PathBuf)),
+            ])
+    }
+
+    fn from_matches(m: &mut ArgMatches) -> CompareArgs {
+        CompareArgs { messages: take(m, "messages"), size: take(m, "size"), input: m.remove_one("input") }
+    }
+}
+
+impl BenchArgs {
+    fn command() -> clap::Command {
+        clap::Command::new("bench")
+            .about("Measure round-trip latency and throughput, against an in-process server or a running one")
+            .args([
+                switch(
+                    "connect",
+                    "Load the netpair server already running at --host/--port (or --path); without it, bench \
+                     starts its own in-process, on a free port (or --path)",
+                ),
+                option("clients", "CLIENTS", "Clients, each with its own socket")
+                    .value_parser(value_parser!(usize))
+                    .default_value("1"),
+                option("messages", "MESSAGES", "Messages per client after the warm-up [default: run for --duration]")
+                    .value_parser(value_parser!(u64))
+                    .conflicts_with("duration"),
+                option("duration", "DURATION", "How long to measure after the warm-up [default: 5s]")
+                    .value_parser(parse_duration),
+                option("size", "BYTES", "Bytes per message").value_parser(value_parser!(usize)).default_value("64"),
+                option("window", "WINDOW", "Messages in flight per client: 1 is ping-pong")
+                    .value_parser(value_parser!(usize))
+                    .default_value("1"),
+                option(
+                    "rate",
+                    "PER_SECOND",
+                    "Open loop: send this many messages per second in all, on a fixed schedule; latency counts \
+                     from when each was due, so a stall is never hidden",
+                )
+                .value_parser(value_parser!(f64)),
+                option("warmup", "WARMUP", "Send for this long before measuring")
+                    .value_parser(parse_duration)
+                    .default_value("500ms"),
+                option("threads", "THREADS", "Client threads [default: one per core]")
+                    .value_parser(value_parser!(usize)),
+            ])
+    }
+
+    fn from_matches(m: &mut ArgMatches) -> BenchArgs {
+        BenchArgs {
+            connect: take(m, "connect"),
+            clients: take(m, "clients"),
+            messages: m.remove_one("messages"),
+            duration: m.remove_one("duration"),
+            size: take(m, "size"),
+            window: take(m, "window"),
+            rate: m.remove_one("rate"),
+            warmup: take(m, "warmup"),
+            threads: m.remove_one("threads"),
+        }
+    }
+}
+
+/// `--name VALUE`; the id is the long name, so `take(m, "max-message")` reads `--max-message`.
+fn option(name: &'static str, value_name: &'static str, help: &'static str) -> Arg {
+    Arg::new(name).long(name).value_name(value_name).help(help).action(ArgAction::Set)
+}
+
+/// `--name`, false unless given.
+fn switch(name: &'static str, help: &'static str) -> Arg {
+    Arg::new(name).long(name).help(help).action(ArgAction::SetTrue)
+}
+
+/// `-x` / `--name`, counted: `-xx` is 2.
+fn count(short: char, name: &'static str, help: &'static str) -> Arg {
+    Arg::new(name).short(short).long(name).help(help).action(ArgAction::Count)
+}
+
+/// The value of an argument that always has one once clap has matched: a switch, a count or a default.
+fn take<T: Clone + Send + Sync + 'static>(m: &mut ArgMatches, id: &str) -> T {
+    m.remove_one(id).unwrap_or_else(|| unreachable!("--{id} has a default"))
+}
+
+// How the value enums are spelled on the command line; `--help` shows each value's help.
+
+impl ValueEnum for Proto {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Proto::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
+}
+
+impl ValueEnum for Framing {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Framing::Line, Framing::Raw]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Framing::Line => PossibleValue::new("line")
+                .help(r"One line is one message; `\n` or `\r\n` ends it and is not part of it"),
+            Framing::Raw => PossibleValue::new("raw")
+                .help("One read is one message, as in the tutorial: TCP may merge or split them"),
+        })
+    }
+}
+
+impl ValueEnum for Reply {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Reply::Upper, Reply::Echo, Reply::Stdin]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Reply::Upper => PossibleValue::new("upper").help("Reply with the message uppercased"),
+            Reply::Echo => PossibleValue::new("echo").help("Reply with the message unchanged"),
+            Reply::Stdin => {
+                PossibleValue::new("stdin").help("Reply with the next line read from stdin (the tutorial's server)")
+            }
+        })
+    }
+}
+
+impl ValueEnum for Prompt {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Prompt::Auto, Prompt::Always, Prompt::Never]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            Prompt::Auto => "auto",
+            Prompt::Always => "always",
+            Prompt::Never => "never",
+        }))
+    }
+}
 
 impl Cli {
     /// Checks flags that clap cannot check alone and builds the settings.
@@ -318,7 +585,6 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn verify_cli() {
@@ -343,6 +609,20 @@ mod tests {
         let b = Cli::try_parse_from(["netpair", "client", "--proto", "udp"]).unwrap();
         assert_eq!(a.proto, vec![Proto::Udp]);
         assert_eq!(b.proto, vec![Proto::Udp]);
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let cli = Cli::try_parse_from(["netpair", "bench"]).unwrap();
+        assert_eq!(
+            (cli.proto, cli.port, cli.framing, cli.prompt),
+            (vec![Proto::Tcp], 5001, Framing::Line, Prompt::Auto)
+        );
+        let Command::Bench(bench) = cli.command else { panic!("expected bench") };
+        assert_eq!((bench.clients, bench.window, bench.warmup), (1, 1, Duration::from_millis(500)));
+        let cli = Cli::try_parse_from(["netpair", "compare"]).unwrap();
+        let Command::Compare(compare) = cli.command else { panic!("expected compare") };
+        assert_eq!((compare.messages, compare.size, compare.input), (20, 32, None));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Message framing on stream sockets: bytes in, whole messages out, with a size bound. No I/O.
 
 /// How a stream of bytes is cut into messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
     /// One line is one message; `\n` or `\r\n` ends it and is not part of it.
     Line,

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use log::LevelFilter;
 
 use netpair::cli::Cli;

@@ -20,7 +20,7 @@ use crate::framing::{Framing, LineFramer, strip_line_end};
 use crate::mmsg::{self, RawAddr};
 
 /// The socket kinds netpair speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Proto {
     Tcp,
     Udp,
