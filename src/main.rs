@@ -21,7 +21,8 @@ fn main() -> ExitCode {
         // Somebody closed our stdout (`netpair client | head -1`): nothing more to say.
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("netpair: error: {err}");
+            // One write: the line never comes out in pieces on a stderr shared with others.
+            let _ = std::io::stderr().write_all(format!("netpair: error: {err}\n").as_bytes());
             ExitCode::from(err.exit_code())
         }
     }
