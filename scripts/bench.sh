@@ -3,17 +3,23 @@
 #  1. ping-pong, 1 client, 64-byte messages: netpair bench against sockperf ping-pong (UDP, TCP),
 #     interleaved ROUNDS times, medians, and netpair's p50 and p99 as a ratio to sockperf's;
 #  2. throughput, 64 clients, window 16: netpair's server (in-process, and as a process of its own)
-#     against a plain epoll server in C (compiled here), round trips/s and per server CPU-second;
+#     against a plain epoll server in C (compiled here), interleaved ROUNDS times, medians of round
+#     trips/s and per server CPU-second, and netpair's per CPU-second as a ratio to C's;
 #  3. 10,000 clients: lost replies and the p99;
 #  4. `printf 'hi\nq\n' | netpair client` against `nc -N` for the same exchange, with hyperfine.
 # A peer that is not installed (sockperf, cc, nc, hyperfine) is a SKIP for its part.
 # Run it on a quiet machine: every figure here is shared with whatever else runs.
-# Settings: ROUNDS (3), SECONDS_EACH (3, per ping-pong run), THROUGHPUT_SECONDS (5), NETPAIR.
+# Settings: ROUNDS (3), SECONDS_EACH (3, per ping-pong run), THROUGHPUT_SECONDS (5), NETPAIR, and
+# PARTS ("1 2 3 4": which of the four to run).
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-3}
 THROUGHPUT_SECONDS=${THROUGHPUT_SECONDS:-5}
+PARTS=${PARTS:-1 2 3 4}
+
+# part N: whether PARTS asks for part N.
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 command -v python3 >/dev/null || fail "python3 is needed to read the JSON figures"
 
@@ -42,6 +48,7 @@ echo "machine: $(nproc) cores, kernel $(uname -r); load now: $(cut -d' ' -f1-3 /
 echo "netpair: $NETPAIR"
 
 # --- 1. ping-pong ------------------------------------------------------------------------------
+if part 1; then
 echo
 echo "== 1. ping-pong: 1 client, 64-byte messages; $ROUNDS rounds of ${SECONDS_EACH}s each, medians, round trips in us"
 if ! command -v sockperf >/dev/null; then
@@ -83,44 +90,14 @@ for proto in udp tcp; do
   fi
   echo "$line"
 done
+fi
 
 # --- 2. throughput ------------------------------------------------------------------------------
+if part 2; then
 echo
-echo "== 2. throughput: 64 clients, window 16, 64-byte messages, ${THROUGHPUT_SECONDS}s"
+echo "== 2. throughput: 64 clients, window 16, 64-byte messages; $ROUNDS rounds of ${THROUGHPUT_SECONDS}s each, medians"
 load=(bench --clients 64 --window 16 --duration "${THROUGHPUT_SECONDS}s" --warmup 0.5s --json)
-json=$NP_TMP/tp.json
-np_run tp /dev/null $((THROUGHPUT_SECONDS * 2 + 60)) "$NETPAIR" --proto tcp,udp "${load[@]}" ||
-  fail "netpair bench (throughput): $(tail -3 "$(err tp)")"
-cp "$(out tp)" "$json"
-for proto in tcp udp; do
-  printf '%s: in-process netpair server: %.0f round trips/s, %.0f per server CPU-second, p99 %s us, lost %s, wrong %s\n' \
-    "$proto" "$(field "$json" $proto round_trips_per_s)" "$(field "$json" $proto round_trips_per_server_cpu_s)" \
-    "$(field "$json" $proto rtt_p99_us)" "$(field "$json" $proto lost)" "$(field "$json" $proto wrong)"
-done
-
-# against_server NAME PROTO PID PORT: loads a server process with the same clients; prints its
-# round trips/s and round trips per CPU-second of that process (warm-up included in both counts).
-against_server() {
-  local name=$1 proto=$2 pid=$3 port=$4 before after
-  before=$(cpu_seconds "$pid")
-  np_run "tp-$name-$proto" /dev/null $((THROUGHPUT_SECONDS * 2 + 60)) \
-    "$NETPAIR" --proto "$proto" --port "$port" "${load[@]}" --connect ||
-    fail "netpair bench --connect to $name: $(tail -3 "$(err "tp-$name-$proto")")"
-  after=$(cpu_seconds "$pid")
-  local json=$NP_TMP/tp-$name-$proto.json
-  cp "$(out "tp-$name-$proto")" "$json"
-  awk -v rt="$(field "$json" "$proto" round_trips_per_s)" -v sent="$(field "$json" "$proto" sent)" \
-    -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" -v what="$proto: $name" \
-    -v wrong="$(field "$json" "$proto" wrong)" -v lost="$(field "$json" "$proto" lost)" \
-    'BEGIN {printf "%s: %.0f round trips/s, %.0f per server CPU-second (%.2f s CPU), lost %s, wrong %s\n", what, rt, (cpu > 0 ? sent / cpu : 0), cpu, lost, wrong}'
-}
-
-for proto in tcp udp; do
-  np_server "np-$proto" "$NETPAIR" --proto "$proto" --port 0 server
-  against_server "netpair server process (transcript to a file)" "$proto" "${NP_PID[np-$proto]}" "$NP_PORT"
-  np_stop "np-$proto" >/dev/null 2>&1 || true
-done
-
+have_c=0
 if command -v cc >/dev/null; then
   # The baseline: what a plain level-triggered epoll server does with the same load, replies
   # uppercased byte by byte (the bench's messages are ASCII lines, so a stream keeps its framing).
@@ -182,16 +159,80 @@ int main(int argc, char **argv) {
 }
 C
   cc -O2 -o "$NP_TMP/upper" "$NP_TMP/upper.c" || fail "cannot compile the C baseline server"
-  for proto in tcp udp; do
-    np_server "c-$proto" "$NP_TMP/upper" "$proto"
-    against_server "plain epoll server in C" "$proto" "${NP_PID[c-$proto]}" "$NP_PORT"
-    np_stop "c-$proto" >/dev/null 2>&1 || true
-  done
+  have_c=1
 else
   echo "SKIP plain epoll server baseline: no C compiler (cc)"
 fi
 
+# against_server NAME PID PORT PROTO: loads a server process with the same clients; adds its round
+# trips/s and round trips per CPU-second of that process (warm-up included in both counts) to
+# rate[NAME] and per_cpu[NAME].
+declare -A rate per_cpu
+against_server() {
+  local name=$1 pid=$2 port=$3 proto=$4 before after json=$NP_TMP/tp-$1.json
+  before=$(cpu_seconds "$pid")
+  np_run "tp-$name" /dev/null $((THROUGHPUT_SECONDS * 2 + 60)) "$NETPAIR" --proto "$proto" --port "$port" "${load[@]}" --connect ||
+    fail "netpair bench --connect ($name): $(tail -3 "$(err "tp-$name")")"
+  after=$(cpu_seconds "$pid")
+  cp "$(out "tp-$name")" "$json"
+  check_clean "$json" "$proto" "$name"
+  rate[$name]+=" $(field "$json" "$proto" round_trips_per_s)"
+  per_cpu[$name]+=" $(awk -v sent="$(field "$json" "$proto" sent)" -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" \
+    'BEGIN {printf "%.0f", (cpu > 0 ? sent / cpu : 0)}')"
+}
+
+# check_clean JSON PROTO NAME: a run with lost or wrong replies is reported, not averaged in silently.
+check_clean() {
+  local lost wrong
+  lost=$(field "$1" "$2" lost) wrong=$(field "$1" "$2" wrong)
+  [[ $lost == 0 && $wrong == 0 ]] || echo "note: $3: lost $lost, wrong $wrong"
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+  for proto in tcp udp; do
+    name="$proto netpair in-process"
+    json=$NP_TMP/tp-in-$proto.json
+    np_run "tp-in-$proto" /dev/null $((THROUGHPUT_SECONDS * 2 + 60)) "$NETPAIR" --proto "$proto" "${load[@]}" ||
+      fail "netpair bench (throughput, $proto): $(tail -3 "$(err "tp-in-$proto")")"
+    cp "$(out "tp-in-$proto")" "$json"
+    check_clean "$json" "$proto" "$name"
+    rate[$name]+=" $(field "$json" "$proto" round_trips_per_s)"
+    per_cpu[$name]+=" $(printf '%.0f' "$(field "$json" "$proto" round_trips_per_server_cpu_s)")"
+
+    np_server "np-$proto" "$NETPAIR" --proto "$proto" --port 0 server
+    against_server "$proto netpair server process (transcript to a file)" "${NP_PID[np-$proto]}" "$NP_PORT" "$proto"
+    np_stop "np-$proto" >/dev/null 2>&1 || true
+
+    if ((have_c)); then
+      np_server "c-$proto" "$NP_TMP/upper" "$proto"
+      against_server "$proto plain epoll server in C" "${NP_PID[c-$proto]}" "$NP_PORT" "$proto"
+      np_stop "c-$proto" >/dev/null 2>&1 || true
+    fi
+  done
+done
+for proto in tcp udp; do
+  base="$proto plain epoll server in C"
+  for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base"; do
+    [[ -n ${per_cpu[$name]:-} ]] || continue
+    # shellcheck disable=SC2086 # the lists are space-separated numbers
+    r=$(median ${rate[$name]}) c=$(median ${per_cpu[$name]})
+    line=$(printf '%s: %.0f round trips/s, %.0f per server CPU-second (runs:%s)' "$name" "$r" "$c" "${per_cpu[$name]}")
+    if [[ $name != "$base" && -n ${per_cpu[$base]:-} ]]; then
+      # Each round's ratio, from runs a few seconds apart, then their median: steadier than a
+      # ratio of medians on a machine whose speed drifts.
+      read -ra ours <<<"${per_cpu[$name]}"
+      read -ra theirs <<<"${per_cpu[$base]}"
+      each=()
+      for i in "${!ours[@]}"; do each+=("$(ratio "${ours[$i]}" "${theirs[$i]}")"); done
+      line+="; per CPU-second against C: $(median "${each[@]}") (rounds: ${each[*]})"
+    fi
+    echo "$line"
+  done
+done
+fi
+
 # --- 3. 10,000 clients -------------------------------------------------------------------------
+if part 3; then
 echo
 echo "== 3. 10,000 clients, ping-pong, 20 messages each"
 # TCP: in one process that is 20,000 sockets, over many machines' hard open-file limit, so the
@@ -211,8 +252,10 @@ for pair in "tcp:$json:netpair server process" "udp:$json_udp:in-process server"
   echo "$proto ($where): $(field "$file" "$proto" round_trips) round trips, lost $(field "$file" "$proto" lost)," \
     "wrong $(field "$file" "$proto" wrong), p50 $(field "$file" "$proto" rtt_p50_us) us, p99 $(field "$file" "$proto" rtt_p99_us) us"
 done
+fi
 
 # --- 4. one line from a script -----------------------------------------------------------------
+if part 4; then
 echo
 printf '%s\n' "== 4. printf 'hi\\nq\\n' | netpair client, against nc -N for the same exchange"
 if ! command -v hyperfine >/dev/null; then
@@ -237,4 +280,5 @@ for name, r in (("netpair client", np), ("nc -N", nc)):
     print(f"{name}: mean {r['mean'] * 1e3:.2f} ms ± {r['stddev'] * 1e3:.2f}, median {r['median'] * 1e3:.2f} ms")
 print(f"netpair client / nc -N: mean {np['mean'] / nc['mean']:.2f}, median {np['median'] / nc['median']:.2f}")
 PY
+fi
 fi

@@ -1473,8 +1473,10 @@ struct Pool {
 }
 
 impl Pool {
-    /// Buffers kept, at most: as many messages as one turn usually brings.
+    /// Buffers kept, at most (as many messages as a busy turn brings), and the largest kept: at most
+    /// 1 MiB held for reuse, as bigger messages cost more to copy than to allocate.
     const MAX: usize = 1024;
+    const KEEP: usize = 1024;
 
     /// `bytes` in a buffer of their own.
     fn message(&mut self, bytes: &[u8]) -> Vec<u8> {
@@ -1484,7 +1486,7 @@ impl Pool {
     }
 
     fn give(&mut self, mut message: Vec<u8>) {
-        if self.spare.len() < Pool::MAX && message.capacity() <= KEEP_CAPACITY {
+        if self.spare.len() < Pool::MAX && message.capacity() <= Pool::KEEP {
             message.clear();
             self.spare.push(message);
         }
