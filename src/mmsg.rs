@@ -2,6 +2,7 @@
 //! writes and reads them.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -112,6 +113,13 @@ impl RawAddr {
     }
 }
 
+/// A header with no buffers, no address and no flags. The arrays of them are left uninitialized past
+/// the entries a call uses: zeroing all [`BATCH`] would cost more than the call itself for one datagram.
+fn empty_header() -> libc::mmsghdr {
+    // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
 /// Receives up to `lens.len()` datagrams (at most [`BATCH`]) of at most `slot` bytes each into
 /// consecutive slots of `bufs`, never waiting. Each one's length goes in `lens` (`slot + 1` when it
 /// was cut short) and, when `from` is given, its sender there. Returns how many came: fewer than
@@ -127,13 +135,12 @@ pub fn recv_batch(
     if let Some(from) = &from {
         count = count.min(from.len());
     }
-    // SAFETY: both arrays are plain C structs for which all-zero is a valid value.
-    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
+    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     for (i, chunk) in bufs.chunks_exact_mut(slot).take(count).enumerate() {
-        iovs[i] = libc::iovec { iov_base: chunk.as_mut_ptr().cast(), iov_len: slot };
-        let hdr = &mut msgs[i].msg_hdr;
-        hdr.msg_iov = &mut iovs[i];
+        let iov = iovs[i].write(libc::iovec { iov_base: chunk.as_mut_ptr().cast(), iov_len: slot });
+        let hdr = &mut msgs[i].write(empty_header()).msg_hdr;
+        hdr.msg_iov = iov;
         hdr.msg_iovlen = 1;
         if let Some(from) = from.as_deref_mut() {
             hdr.msg_name = (&raw mut from[i].storage).cast();
@@ -143,13 +150,15 @@ pub fn recv_batch(
     // SAFETY: every header points at one iovec over `slot` bytes of `bufs` and, when given, at one
     // address storage of `from`, all of which outlive the call; the kernel writes no more than that.
     let got = unsafe {
-        libc::recvmmsg(fd, msgs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        libc::recvmmsg(fd, msgs.as_mut_ptr().cast(), count as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
     };
     if got < 0 {
         return Err(io::Error::last_os_error());
     }
     let got = got as usize;
     for (i, msg) in msgs[..got].iter().enumerate() {
+        // SAFETY: the first `count` headers were written above, and got <= count.
+        let msg = unsafe { msg.assume_init_ref() };
         let truncated = msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         lens[i] = if truncated { slot + 1 } else { msg.msg_len as usize };
         if let Some(from) = from.as_deref_mut() {
@@ -163,15 +172,14 @@ pub fn recv_batch(
 /// takes in one call, never waiting; at most [`BATCH`] of them. Returns how many were sent; an
 /// error means the first one was not, and fewer than given means the next one would fail.
 pub fn send_batch<'a>(fd: RawFd, datagrams: impl IntoIterator<Item = (&'a [u8], &'a RawAddr)>) -> io::Result<usize> {
-    // SAFETY: as in recv_batch.
-    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
+    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     let mut count = 0;
     for (data, to) in datagrams.into_iter().take(BATCH) {
         // The kernel only reads through these pointers.
-        iovs[count] = libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() };
-        let hdr = &mut msgs[count].msg_hdr;
-        hdr.msg_iov = &mut iovs[count];
+        let iov = iovs[count].write(libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() });
+        let hdr = &mut msgs[count].write(empty_header()).msg_hdr;
+        hdr.msg_iov = iov;
         hdr.msg_iovlen = 1;
         if to.len > 0 {
             hdr.msg_name = (&raw const to.storage).cast_mut().cast();
@@ -182,9 +190,18 @@ pub fn send_batch<'a>(fd: RawFd, datagrams: impl IntoIterator<Item = (&'a [u8], 
     if count == 0 {
         return Ok(0);
     }
+    if count == 1 {
+        // One datagram (a ping-pong's reply): sendto is the shorter path through the kernel.
+        // SAFETY: the first entries were written above; the pointers are those of the batch.
+        let (iov, hdr) = unsafe { (iovs[0].assume_init_ref(), &msgs[0].assume_init_ref().msg_hdr) };
+        let sent = unsafe {
+            libc::sendto(fd, iov.iov_base, iov.iov_len, libc::MSG_DONTWAIT, hdr.msg_name.cast(), hdr.msg_namelen)
+        };
+        return if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(1) };
+    }
     // SAFETY: every header points at one iovec over a datagram and at an address, all borrowed for
     // the call.
-    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT) };
+    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr().cast(), count as libc::c_uint, libc::MSG_DONTWAIT) };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
