@@ -18,6 +18,7 @@ use mio::{Interest, Registry, Token};
 use crate::error::{Error, Result};
 use crate::framing::{Framing, LineFramer, strip_line_end};
 use crate::mmsg::{self, RawAddr};
+use crate::report::count;
 
 /// The socket kinds netpair speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -708,10 +709,14 @@ impl Streams {
                 name = format!("peer#{}", self.accepted);
             }
             if self.conns.len >= self.max_peers {
-                self.full
-                    .warn(format_args!("server full ({} clients, --max-clients): turned away {name}", self.max_peers));
-                let _ = sock
-                    .write(format!("netpair: server full ({} clients); try again later\n", self.max_peers).as_bytes());
+                self.full.warn(format_args!(
+                    "server full ({}, --max-clients): turned away {name}",
+                    count(self.max_peers as u64, "client")
+                ));
+                let _ = sock.write(
+                    format!("netpair: server full ({}); try again later\n", count(self.max_peers as u64, "client"))
+                        .as_bytes(),
+                );
                 continue;
             }
             let id = self.conns.insert(Conn::new(sock, name, self.max_message));
@@ -1245,8 +1250,8 @@ impl Datagrams {
         }
         if self.peers.len >= self.max_peers {
             self.full.warn(format_args!(
-                "server full ({} peers, --max-clients): datagram from {key} dropped",
-                self.max_peers
+                "server full ({}, --max-clients): datagram from {key} dropped",
+                count(self.max_peers as u64, "peer")
             ));
             return None;
         }

@@ -182,7 +182,7 @@ fn sigterm_and_sigint_deliver_the_replies_due_then_exit_0() {
         let out = server.process.wait();
         let sent = sender.join().expect("sender");
         assert_eq!(out.code, Some(0), "{out}");
-        let (_, messages) = summary(&out).unwrap_or_else(|| panic!("no summary{out}"));
+        let (_, messages) = common::served(&out.stderr()).unwrap_or_else(|| panic!("no summary{out}"));
         let replies: Vec<&[u8]> = got.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
         assert_eq!(replies.len(), messages, "{proto:?} signal {signal}: {sent} lines sent{out}");
         for (i, reply) in replies.iter().enumerate() {
@@ -866,7 +866,7 @@ fn stop_cleanly(server: Server) -> Output {
     let out = server.stop();
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!out.stderr().contains("panicked"), "{out}");
-    assert!(summary(&out).is_some(), "no summary{out}");
+    assert!(common::served(&out.stderr()).is_some(), "no summary{out}");
     out
 }
 
@@ -878,14 +878,6 @@ fn stop(process: Process) -> Output {
 fn closed_for_length(out: &Output, max: usize) -> bool {
     let bound = format!("--max-message {max}");
     out.stderr().lines().any(|l| l.contains("sent a line of") && l.contains(&bound) && l.ends_with("closing it"))
-}
-
-/// `netpair: served N clients, M messages`.
-fn summary(out: &Output) -> Option<(usize, usize)> {
-    let stderr = out.stderr();
-    let line = stderr.lines().find_map(|l| l.strip_prefix("netpair: served "))?;
-    let (clients, rest) = line.split_once(" clients, ")?;
-    Some((clients.parse().ok()?, rest.strip_suffix(" messages")?.parse().ok()?))
 }
 
 /// What the server must send back for a byte stream: each line (a final unfinished one included)

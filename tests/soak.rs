@@ -168,19 +168,11 @@ fn run(proto: Proto, load: &Load) -> Outcome {
     let stderr = out.stderr();
     outcome.server_exit = out.code;
     outcome.server_panicked = stderr.contains("panicked");
-    outcome.summary = parse_summary(&stderr);
+    outcome.summary = common::served(&stderr);
     if outcome.summary.is_none() || outcome.server_panicked {
         outcome.failures.push(format!("server stderr:\n{stderr}"));
     }
     outcome
-}
-
-/// `netpair: served N clients, M messages` from the server's stderr.
-fn parse_summary(stderr: &str) -> Option<(usize, usize)> {
-    let line = stderr.lines().find_map(|l| l.strip_prefix("netpair: served "))?;
-    let (clients, rest) = line.split_once(" clients, ")?;
-    let messages = rest.strip_suffix(" messages")?;
-    Some((clients.parse().ok()?, messages.parse().ok()?))
 }
 
 fn message(client: usize, seq: usize) -> String {

@@ -359,6 +359,18 @@ fn listening_address(proto: Proto, line: &str) -> Option<String> {
 }
 
 /// A fresh temporary directory, removed when dropped.
+/// The counts in a server's closing line, `netpair: served N client(s), M message(s)`.
+pub fn served(stderr: &str) -> Option<(usize, usize)> {
+    let line = stderr.lines().find_map(|l| l.strip_prefix("netpair: served "))?;
+    let (clients, messages) = line.split_once(", ")?;
+    let number = |part: &str, noun: &str| {
+        let (n, word) = part.split_once(' ')?;
+        (word == noun || word == format!("{noun}s")).then_some(())?;
+        n.parse().ok()
+    };
+    Some((number(clients, "client")?, number(messages, "message")?))
+}
+
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("netpair-test").tempdir().expect("creating a temporary directory")
 }
