@@ -25,6 +25,7 @@ impl RawAddr {
         RawAddr { storage: unsafe { std::mem::zeroed() }, len: 0 }
     }
 
+    /// An IPv4 or IPv6 socket address.
     pub fn inet(addr: SocketAddr) -> RawAddr {
         let mut raw = RawAddr::none();
         let storage = (&raw mut raw.storage).cast::<u8>();
@@ -44,7 +45,8 @@ impl RawAddr {
                 let sin6 = libc::sockaddr_in6 {
                     sin6_family: libc::AF_INET6 as libc::sa_family_t,
                     sin6_port: a.port().to_be(),
-                    sin6_flowinfo: a.flowinfo().to_be(),
+                    // As std passes it: the flow label is not swapped.
+                    sin6_flowinfo: a.flowinfo(),
                     sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
                     sin6_scope_id: a.scope_id(),
                 };
@@ -62,15 +64,17 @@ impl RawAddr {
         let mut raw = RawAddr::none();
         // SAFETY: sockaddr_storage is larger than, and aligned for, sockaddr_un.
         let sun = unsafe { &mut *(&raw mut raw.storage).cast::<libc::sockaddr_un>() };
-        // Room for the terminating NUL, which the zeroed storage already holds.
-        if bytes.is_empty() || bytes.len() >= sun.sun_path.len() {
+        // A path that fills sun_path has no terminating NUL (Linux allows it, the length tells);
+        // a shorter one gets the NUL that the zeroed storage already holds.
+        if bytes.is_empty() || bytes.len() > sun.sun_path.len() {
             return None;
         }
         sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
         for (to, &from) in sun.sun_path.iter_mut().zip(bytes) {
             *to = from as libc::c_char;
         }
-        raw.len = (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
+        let nul = usize::from(bytes.len() < sun.sun_path.len());
+        raw.len = (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + nul) as libc::socklen_t;
         Some(raw)
     }
 
@@ -89,7 +93,7 @@ impl RawAddr {
                 let sin6 = unsafe { storage.cast::<libc::sockaddr_in6>().read() };
                 let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
                 let port = u16::from_be(sin6.sin6_port);
-                Some(SocketAddr::V6(SocketAddrV6::new(ip, port, u32::from_be(sin6.sin6_flowinfo), sin6.sin6_scope_id)))
+                Some(SocketAddr::V6(SocketAddrV6::new(ip, port, sin6.sin6_flowinfo, sin6.sin6_scope_id)))
             }
             _ => None,
         }
@@ -131,10 +135,13 @@ pub fn recv_batch(
     lens: &mut [usize],
     mut from: Option<&mut [RawAddr]>,
 ) -> io::Result<usize> {
-    let mut count = lens.len().min(BATCH).min(bufs.len() / slot.max(1));
+    assert!(slot > 0, "a datagram slot holds at least one byte");
+    let mut count = lens.len().min(BATCH).min(bufs.len() / slot);
     if let Some(from) = &from {
         count = count.min(from.len());
     }
+    // One pointer into the senders' array for every header, taken once.
+    let names = from.as_deref_mut().map(<[RawAddr]>::as_mut_ptr);
     let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
     let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     for (i, chunk) in bufs.chunks_exact_mut(slot).take(count).enumerate() {
@@ -142,8 +149,9 @@ pub fn recv_batch(
         let hdr = &mut msgs[i].write(empty_header()).msg_hdr;
         hdr.msg_iov = iov;
         hdr.msg_iovlen = 1;
-        if let Some(from) = from.as_deref_mut() {
-            hdr.msg_name = (&raw mut from[i].storage).cast();
+        if let Some(names) = names {
+            // SAFETY: i < count <= from.len().
+            hdr.msg_name = unsafe { (&raw mut (*names.add(i)).storage).cast() };
             hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
     }
@@ -156,6 +164,7 @@ pub fn recv_batch(
         return Err(io::Error::last_os_error());
     }
     let got = got as usize;
+    debug_assert!(got <= count);
     for (i, msg) in msgs[..got].iter().enumerate() {
         // SAFETY: the first `count` headers were written above, and got <= count.
         let msg = unsafe { msg.assume_init_ref() };
@@ -170,7 +179,8 @@ pub fn recv_batch(
 
 /// Sends datagrams, each to its address (none: the socket's connected peer), as many as the socket
 /// takes in one call, never waiting; at most [`BATCH`] of them. Returns how many were sent; an
-/// error means the first one was not, and fewer than given means the next one would fail.
+/// error means the first one was not. Fewer sent than given (and than [`BATCH`]) means the next one
+/// met an error, which the kernel does not report: sending it again tells.
 pub fn send_batch<'a>(fd: RawFd, datagrams: impl IntoIterator<Item = (&'a [u8], &'a RawAddr)>) -> io::Result<usize> {
     let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
     let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
@@ -220,10 +230,25 @@ mod tests {
             assert_eq!(RawAddr::inet(addr).to_inet(), Some(addr));
             assert_eq!(RawAddr::inet(addr).to_path(), None);
         }
-        let path = Path::new("/tmp/netpair.sock");
-        assert_eq!(RawAddr::path(path).and_then(|a| a.to_path()).as_deref(), Some(path));
-        assert!(RawAddr::path(Path::new(&"x".repeat(200))).is_none());
+        for path in ["/tmp/netpair.sock".to_string(), format!("/{}", "x".repeat(107))] {
+            let path = Path::new(&path);
+            assert_eq!(RawAddr::path(path).and_then(|a| a.to_path()).as_deref(), Some(path));
+        }
+        assert!(RawAddr::path(Path::new(&format!("/{}", "x".repeat(108)))).is_none());
         assert_eq!(RawAddr::none().to_inet(), None);
         assert_eq!(RawAddr::none().to_path(), None);
+    }
+
+    #[test]
+    fn unix_senders_without_a_file_have_no_path() {
+        let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+        let mut unnamed = RawAddr::path(Path::new("/x")).unwrap();
+        unnamed.len = offset as libc::socklen_t;
+        assert_eq!(unnamed.to_path(), None);
+        // An abstract address: a NUL, then a name.
+        let mut abstract_name = RawAddr::path(Path::new("/name")).unwrap();
+        // SAFETY: the storage holds a sockaddr_un.
+        unsafe { (*(&raw mut abstract_name.storage).cast::<libc::sockaddr_un>()).sun_path[0] = 0 };
+        assert_eq!(abstract_name.to_path(), None);
     }
 }

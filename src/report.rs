@@ -8,6 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::transport::{Closed, Proto};
 
+/// `n` and a noun, plural unless `n` is 1: "1 client", "2 clients".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 /// Where a session's events go, and in which form.
 pub struct Report {
     json: bool,
@@ -332,11 +337,6 @@ impl Json {
 /// Appends a message's bytes to a transcript line as they are, but for line ends: a `\n` or `\r`
 /// inside a message (a datagram, or a raw read) shows as those two characters, so no peer can
 /// start a transcript line of its own. Exact bytes are what `--json` is for.
-/// `n` and a noun, plural unless `n` is 1: "1 client", "2 clients".
-pub fn count(n: u64, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
-
 fn push_shown(line: &mut Vec<u8>, bytes: &[u8]) {
     if !bytes.iter().any(|&b| b == b'\n' || b == b'\r') {
         return line.extend_from_slice(bytes);

@@ -279,7 +279,7 @@ impl Transport {
         either!(self, side => side.ready(registry, event, out))
     }
 
-    /// Queues `message` for `peer`; it is written by [`Transport::settle`].
+    /// Queues `message` for `peer`; it is written by [`Transport::flush`] at the latest.
     pub fn send(&mut self, peer: PeerId, message: &[u8], out: &mut Vec<Event>) {
         either!(self, side => side.send(peer, message, out))
     }
@@ -822,7 +822,7 @@ impl Streams {
             if let Some(rest) = conn.framer.finish() {
                 out.push(Event::Message(id, rest));
             }
-            // Closed once every reply owed has been written (see settle).
+            // Closed once every reply owed has been written (see flush).
             self.mark_dirty(id);
         }
     }
@@ -1071,7 +1071,8 @@ pub struct Datagrams {
     connected: bool,
     peers: Slots<DatagramPeer>,
     by_key: HashMap<PeerKey, PeerId>,
-    /// Replies not sent yet: a server sends a turn's replies together, in `flush`.
+    /// Replies not sent yet: a server sends a turn's replies together, in `flush` (or as soon as a
+    /// batch is full); and what they cost ([`Outgoing::cost`]).
     queue: VecDeque<Outgoing>,
     queued_bytes: usize,
     wants_write: bool,
@@ -1104,6 +1105,14 @@ struct Outgoing {
     peer: PeerId,
     to: RawAddr,
     datagram: Vec<u8>,
+}
+
+impl Outgoing {
+    /// What it counts for in the queue's bound: its bytes and its bookkeeping, so that even empty
+    /// datagrams fill the queue and pause reading.
+    fn cost(&self) -> usize {
+        self.datagram.len() + size_of::<Outgoing>()
+    }
 }
 
 impl Datagrams {
@@ -1203,8 +1212,9 @@ impl Datagrams {
             for i in 0..got {
                 self.take(i, out);
             }
-            // A short batch emptied the queue (epoll(7)): no need for a receive that would block. A
-            // connected socket reads on to WouldBlock, where an ICMP error it holds would show.
+            // recvmmsg stops short only at an empty queue (or an error, kept for the next call), and
+            // every datagram that arrives after raises a new edge: no need for a receive that would
+            // block. A connected socket reads on to WouldBlock, where an ICMP error it holds shows.
             if got < want && !self.connected {
                 return;
             }
@@ -1295,15 +1305,17 @@ impl Datagrams {
                 Err(_) => {}
             }
         }
-        if self.queued_bytes + datagram.len() > 4 * HIGH_WATER {
+        // A client's socket is connected: its datagrams need no address.
+        let to = if self.connected { RawAddr::none() } else { peer.key.raw() };
+        let outgoing = Outgoing { peer: id, to, datagram };
+        if self.queued_bytes + outgoing.cost() > 4 * HIGH_WATER {
             self.unsent.warn(format_args!("send queue full: reply to {} dropped", peer.name));
             return;
         }
-        self.queued_bytes += datagram.len();
-        // A client's socket is connected: its datagrams need no address.
-        let to = if self.connected { RawAddr::none() } else { peer.key.raw() };
-        self.queue.push_back(Outgoing { peer: id, to, datagram });
-        if self.queue.len() >= mmsg::BATCH || self.queued_bytes >= LOW_WATER {
+        self.queued_bytes += outgoing.cost();
+        self.queue.push_back(outgoing);
+        // A full batch goes now, unless the socket said it is full: then it waits for WRITABLE.
+        if !self.wants_write && (self.queue.len() >= mmsg::BATCH || self.queued_bytes >= LOW_WATER) {
             self.send_queued(out);
         }
     }
@@ -1360,8 +1372,11 @@ impl Datagrams {
         // not reading), and no readiness event says when it has room: drop that reply, as a datagram
         // may be dropped, rather than hold every other peer's replies behind it.
         let per_peer_queues = !self.connected && matches!(self.sock, Dgram::Unix(_));
+        // A connected socket's pending error (ICMP refused) would be lost if a datagram after the
+        // first one met it (sendmmsg then reports only the count): a client sends one at a time.
+        let batch = if self.connected { 1 } else { mmsg::BATCH };
         while !self.queue.is_empty() {
-            let batch = self.queue.iter().map(|o| (o.datagram.as_slice(), &o.to));
+            let batch = self.queue.iter().take(batch).map(|o| (o.datagram.as_slice(), &o.to));
             let sent = match mmsg::send_batch(self.sock.fd(), batch) {
                 Ok(sent) => sent,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -1369,13 +1384,13 @@ impl Datagrams {
                 Err(e) => {
                     // The first one failed: that reply alone is given up.
                     let Some(failed) = self.queue.pop_front() else { return };
-                    self.queued_bytes -= failed.datagram.len();
+                    self.queued_bytes -= failed.cost();
                     self.send_error(failed.peer, e, out);
                     continue;
                 }
             };
             for sent in self.queue.drain(..sent) {
-                self.queued_bytes -= sent.datagram.len();
+                self.queued_bytes -= sent.cost();
             }
         }
     }
@@ -1478,9 +1493,10 @@ struct Pool {
 }
 
 impl Pool {
-    /// Buffers kept, at most (as many messages as a busy turn brings), and the largest kept: at most
-    /// 1 MiB held for reuse, as bigger messages cost more to copy than to allocate.
+    /// Buffers kept, at most: as many messages as a busy turn brings.
     const MAX: usize = 1024;
+    /// The largest buffer kept, so that the pool holds at most 1 MiB (a big message's allocation is
+    /// small beside copying it anyway).
     const KEEP: usize = 1024;
 
     /// `bytes` in a buffer of their own.

@@ -17,7 +17,6 @@ use mio::net::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::error::{Error, Result, describe};
-use crate::framing::find_newline;
 use crate::mmsg::{self, RawAddr};
 use crate::transport::Proto;
 
@@ -852,7 +851,7 @@ impl<'a> Worker<'a> {
             if stream {
                 let mut data = &self.read_buf[..n];
                 if !client.partial.is_empty() {
-                    match find_newline(data) {
+                    match memchr::memchr(b'\n', data) {
                         Some(end) => {
                             let mut line = std::mem::take(&mut client.partial);
                             line.extend_from_slice(&data[..end]);
@@ -867,7 +866,7 @@ impl<'a> Worker<'a> {
                         }
                     }
                 }
-                while let Some(end) = find_newline(data) {
+                while let Some(end) = memchr::memchr(b'\n', data) {
                     check(client, &data[..end], &mut self.tally, &mut self.expect);
                     data = &data[end + 1..];
                 }

@@ -10,6 +10,18 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The counts in a server's closing line, `netpair: served N client(s), M message(s)`.
+pub fn served(stderr: &str) -> Option<(usize, usize)> {
+    let line = stderr.lines().find_map(|l| l.strip_prefix("netpair: served "))?;
+    let (clients, messages) = line.split_once(", ")?;
+    let number = |part: &str, noun: &str| {
+        let (n, word) = part.split_once(' ')?;
+        (word == noun || word == format!("{noun}s")).then_some(())?;
+        n.parse().ok()
+    };
+    Some((number(clients, "client")?, number(messages, "message")?))
+}
+
 /// How long any one wait may take before the test fails (the machine may be busy: be generous).
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -359,18 +371,6 @@ fn listening_address(proto: Proto, line: &str) -> Option<String> {
 }
 
 /// A fresh temporary directory, removed when dropped.
-/// The counts in a server's closing line, `netpair: served N client(s), M message(s)`.
-pub fn served(stderr: &str) -> Option<(usize, usize)> {
-    let line = stderr.lines().find_map(|l| l.strip_prefix("netpair: served "))?;
-    let (clients, messages) = line.split_once(", ")?;
-    let number = |part: &str, noun: &str| {
-        let (n, word) = part.split_once(' ')?;
-        (word == noun || word == format!("{noun}s")).then_some(())?;
-        n.parse().ok()
-    };
-    Some((number(clients, "client")?, number(messages, "message")?))
-}
-
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("netpair-test").tempdir().expect("creating a temporary directory")
 }
