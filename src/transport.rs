@@ -187,7 +187,7 @@ impl Transport {
             (Proto::Udp, Endpoint::Inet { host, port }) => {
                 let sock = first_ok(resolve(host, *port)?, named, UdpSocket::bind)
                     .map_err(|(what, source)| Error::Bind { what, source })?;
-                widen_receive_buffer(&sock);
+                widen_buffer(&sock, [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF]);
                 Transport::Datagram(Datagrams::new(settings, Dgram::Udp(sock), None, None))
             }
             (Proto::Unix, Endpoint::Path(path)) => {
@@ -201,6 +201,9 @@ impl Transport {
                 clear_stale_socket(proto, path)?;
                 let sock =
                     UnixDatagram::bind(path).map_err(|source| Error::Bind { what: named(&path.display()), source })?;
+                // A Unix datagram stays charged to its sender until its receiver reads it: the send
+                // buffer is what all peers' unread replies together may hold.
+                widen_buffer(&sock, [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF]);
                 Transport::Datagram(Datagrams::new(settings, Dgram::Unix(sock), None, Some(path.clone())))
             }
             _ => {
@@ -1039,6 +1042,20 @@ impl Dgram {
         }
     }
 
+    /// Whether the socket's own send buffer is (about) full, rather than a receiver's queue: a Unix
+    /// datagram stays charged to its sender until it is read.
+    fn send_buffer_full(&self) -> bool {
+        let fd = self.fd();
+        let (mut queued, mut size): (libc::c_int, libc::c_int) = (0, 0);
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: SIOCOUTQ (TIOCOUTQ) and getsockopt(SO_SNDBUF) each write one c_int into a local.
+        unsafe {
+            libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
+                && libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw mut size).cast(), &mut len) == 0
+                && queued >= size / 2
+        }
+    }
+
     /// The sender's key; `None` when it has no address (an unbound Unix socket).
     fn key_of(&self, from: &RawAddr) -> Option<PeerKey> {
         match self {
@@ -1399,7 +1416,13 @@ impl Datagrams {
     fn send_error(&mut self, id: PeerId, err: io::Error, out: &mut Vec<Event>) {
         if err.kind() == io::ErrorKind::WouldBlock {
             let name = self.peer_name(id).to_string();
-            self.unsent.warn(format_args!("{name} is not reading its replies (its queue is full): reply dropped"));
+            if self.sock.send_buffer_full() {
+                self.unsent.warn(format_args!(
+                    "send buffer full (peers have not read the replies it holds): reply to {name} dropped"
+                ));
+            } else {
+                self.unsent.warn(format_args!("{name} is not reading its replies (its queue is full): reply dropped"));
+            }
         } else if err.raw_os_error() == Some(libc::EMSGSIZE) {
             out.push(Event::NotSent { peer: id, reason: err });
         } else {
@@ -1595,16 +1618,17 @@ fn private_socket_path() -> PathBuf {
     std::env::temp_dir().join(format!("netpair-client-{}-{n}.sock", std::process::id()))
 }
 
-/// What a UDP server asks of the kernel for its receive queue (which Linux doubles): room for one
-/// datagram from each of 10,000 clients at once, where the default (net.core.rmem_default, about
-/// 200 KiB) holds a few hundred and drops the rest.
-const RECEIVE_BUFFER: libc::c_int = 8 << 20;
+/// What a datagram server asks of the kernel for its receive queue (UDP) or its send buffer (Unix),
+/// which Linux doubles: room for a datagram from or to each of 10,000 clients at once, where the
+/// default (net.core.rmem_default and wmem_default, about 200 KiB) holds a few hundred.
+const DATAGRAM_BUFFER: libc::c_int = 8 << 20;
 
-/// Widens a UDP server's receive queue to [`RECEIVE_BUFFER`]: past net.core.rmem_max where this
-/// process may (CAP_NET_ADMIN), else as far as rmem_max allows.
-fn widen_receive_buffer(sock: &impl AsRawFd) {
-    let want = RECEIVE_BUFFER;
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+/// Widens a socket buffer to [`DATAGRAM_BUFFER`] with the first of `options` (the FORCE one, past
+/// net.core.rmem_max or wmem_max, where this process may: CAP_NET_ADMIN), else the second, which the
+/// kernel caps at that maximum.
+fn widen_buffer(sock: &impl AsRawFd, options: [libc::c_int; 2]) {
+    let want = DATAGRAM_BUFFER;
+    for option in options {
         let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: setsockopt on a socket we own, reading one c_int that lives across the call.
         let set =

@@ -199,6 +199,71 @@ fn a_60000_byte_datagram_is_intact() {
     }
 }
 
+#[test]
+fn a_burst_from_many_datagram_peers_gets_each_its_own_replies_in_order() {
+    // More datagrams than one receive or send batch holds, from many peers, all sent before any
+    // reply is read: each peer gets exactly its own replies, in its own order.
+    const PEERS: usize = 24;
+    const EACH: usize = 8;
+    for proto in [Proto::Udp, Proto::Unixgram] {
+        let server = Server::start(proto, &[]);
+        let dir = temp_dir();
+        let peers: Vec<Peer> =
+            (0..PEERS).map(|i| Peer::connect(proto, &server.address, &dir.path().join(i.to_string()))).collect();
+        for seq in 0..EACH {
+            for (i, peer) in peers.iter().enumerate() {
+                peer.send(format!("peer {i} message {seq}\n").as_bytes());
+            }
+        }
+        for (i, peer) in peers.iter().enumerate() {
+            for seq in 0..EACH {
+                assert_eq!(peer.recv().as_deref(), Some(format!("PEER {i} MESSAGE {seq}\n").as_str()), "{proto:?}");
+            }
+        }
+        stop_cleanly(server, PEERS, PEERS * EACH);
+    }
+}
+
+/// A datagram socket of a test's own, connected to the server.
+enum Peer {
+    Udp(std::net::UdpSocket),
+    Unix(UnixDatagram),
+}
+
+impl Peer {
+    /// A socket connected to `server`; a Unix one is bound at `path`, for the replies.
+    fn connect(proto: Proto, server: &str, path: &std::path::Path) -> Peer {
+        let peer = match proto {
+            Proto::Udp => Peer::Udp(std::net::UdpSocket::bind("127.0.0.1:0").expect("binding a UDP socket")),
+            _ => Peer::Unix(UnixDatagram::bind(path).expect("binding a Unix datagram socket")),
+        };
+        match &peer {
+            Peer::Udp(s) => s.connect(server).and_then(|()| s.set_read_timeout(Some(common::DEADLINE))),
+            Peer::Unix(s) => s.connect(server).and_then(|()| s.set_read_timeout(Some(common::DEADLINE))),
+        }
+        .expect("connecting to the server");
+        peer
+    }
+
+    fn send(&self, data: &[u8]) {
+        match self {
+            Peer::Udp(s) => s.send(data),
+            Peer::Unix(s) => s.send(data),
+        }
+        .expect("sending a datagram");
+    }
+
+    /// One datagram, as text; `None` when none came within the deadline.
+    fn recv(&self) -> Option<String> {
+        let mut buf = [0; 256];
+        let n = match self {
+            Peer::Udp(s) => s.recv(&mut buf),
+            Peer::Unix(s) => s.recv(&mut buf),
+        };
+        Some(String::from_utf8_lossy(&buf[..n.ok()?]).into_owned())
+    }
+}
+
 fn check_big_message(proto: Proto, message: &[u8]) {
     let server = Server::start(proto, &[]);
     let client = server.client(&[message, b"\n"].concat(), &[]);
