@@ -1,8 +1,6 @@
 //! Property tests for the pure layers: the line framer, the uppercaser, stdin's bounded line reader and
 //! the bytes of a JSON event. `fuzz/` drives the framer and the uppercaser with the same checks.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 
@@ -14,89 +12,16 @@ use netpair::upper::{MAX_GROWTH, upper};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-// The framer must not allocate past its bound, whatever it is fed: this allocator records the largest
-// single request made on the test's thread while `watched` runs.
-struct Watching;
+// The framer must not allocate past its bound, whatever it is fed: the fuzz targets' allocator records
+// the largest single request made on the test's thread while `watched` runs. That file, with the line
+// model and its check, is shared rather than copied.
+#[path = "../fuzz/src/lib.rs"]
+mod shared;
 
-thread_local! {
-    static WATCHED: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // try_with: allocations during thread teardown find the thread-locals gone.
-    let _ = WATCHED.try_with(|watched| {
-        if watched.get() {
-            LARGEST.with(|largest| largest.set(largest.get().max(size)));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for Watching {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Watching = Watching;
-
-/// Runs `f`, returning what it returned and the largest single allocation it asked for.
-fn watched<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    LARGEST.with(|largest| largest.set(0));
-    WATCHED.with(|w| w.set(true));
-    let result = f();
-    WATCHED.with(|w| w.set(false));
-    (result, LARGEST.with(Cell::get))
-}
-
-/// Runs `f` with its allocations not counted (the test's own bookkeeping inside a watched call).
-fn unwatched<T>(f: impl FnOnce() -> T) -> T {
-    let was = WATCHED.with(|w| w.replace(false));
-    let result = f();
-    WATCHED.with(|w| w.set(was));
-    result
-}
-
-/// The most a framer of bound `max` may ask for at once: its unfinished line holds up to `max + 1`
-/// bytes and a `Vec` doubles as it grows, from at least 8 bytes.
-fn allocation_bound(max: usize) -> usize {
-    max.saturating_add(1).saturating_mul(2).max(8)
-}
+use shared::{allocation_bound, check_framed, model, unwatched, watched};
 
 /// A bounded reader's lines: `Ok(line)`, or `Err(length)` for a line over the bound.
 type Lines = Vec<Result<Vec<u8>, usize>>;
-
-/// What a bounded line reader should give for `input`: each line with its line end (`\n`, or `\r\n`)
-/// removed, `Err(length)` for one over `max` bytes; a last line without `\n` counts when not empty.
-fn model(input: &[u8], max: usize) -> Lines {
-    let mut segments: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
-    if segments.last().is_some_and(|last| last.is_empty()) {
-        segments.pop();
-    }
-    segments
-        .into_iter()
-        .map(|line| {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.len() > max { Err(line.len()) } else { Ok(line.to_vec()) }
-        })
-        .collect()
-}
 
 /// Cuts `input` at the given points (in any order, repeats giving empty pieces).
 fn chunks<'a>(input: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
@@ -201,17 +126,7 @@ proptest! {
         max in bound(),
     ) {
         let (got, end) = frame(&chunks(&input, &cuts), max)?;
-        let want = model(&input, max);
-        let fit = want.iter().take_while(|line| line.is_ok()).count();
-        let want_lines: Vec<Vec<u8>> = want[..fit].iter().flatten().cloned().collect();
-        prop_assert_eq!(got, want_lines);
-        match (end, want.get(fit)) {
-            (Ok(()), None) => {}
-            (Err(TooLong { seen }), Some(Err(len))) => {
-                prop_assert!(seen > max && seen <= *len, "seen {seen}, line {len}, bound {max}");
-            }
-            (end, want) => prop_assert!(false, "framer ended with {end:?}, expected {want:?}"),
-        }
+        check_framed(&input, max, &got, &end).map_err(TestCaseError::fail)?;
     }
 
     #[test]

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netpair::framing::{LineFramer, TooLong};
-use netpair_fuzz::{allocation_bound, model, unwatched, watched};
+use netpair::framing::LineFramer;
+use netpair_fuzz::{allocation_bound, check_framed, unwatched, watched};
 
 fuzz_target!(|data: &[u8]| {
     // Layout: [bound] [n] [n read sizes] [stream...]. Small bounds make over-long lines common.
@@ -40,15 +40,7 @@ fuzz_target!(|data: &[u8]| {
         lines.extend(framer.finish());
     }
 
-    let want = model(input, max);
-    let fit = want.iter().take_while(|line| line.is_ok()).count();
-    let want_lines: Vec<Vec<u8>> = want[..fit].iter().flatten().cloned().collect();
-    assert_eq!(lines, want_lines);
-    match (end, want.get(fit)) {
-        (Ok(()), None) => {}
-        (Err(TooLong { seen }), Some(Err(len))) => {
-            assert!(seen > max && seen <= *len, "seen {seen}, line {len}, bound {max}")
-        }
-        (end, want) => panic!("framer ended with {end:?}, expected {want:?}"),
+    if let Err(wrong) = check_framed(input, max, &lines, &end) {
+        panic!("{wrong}");
     }
 });

@@ -1,8 +1,11 @@
-//! What the fuzz targets share: an allocator that records the largest allocation a call makes, and a
-//! model of how a byte stream should split into bounded lines.
+//! What the fuzz targets share with `tests/props.rs` (which includes this file): an allocator that
+//! records the largest allocation a call makes, and a model of how a byte stream should split into
+//! bounded lines, with the check of a framer against it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+
+use netpair::framing::TooLong;
 
 /// Passes every request to the system allocator, noting the largest one made while `watched` runs.
 pub struct Watching;
@@ -82,4 +85,20 @@ pub fn model(input: &[u8], max: usize) -> Vec<Result<Vec<u8>, usize>> {
             if line.len() > max { Err(line.len()) } else { Ok(line.to_vec()) }
         })
         .collect()
+}
+
+/// Checks what a framer gave for `input` with bound `max` (its `lines`, and how it `end`ed) against
+/// [`model`]: every line before the first over-long one, then a clean end, or `TooLong` for that line.
+pub fn check_framed(input: &[u8], max: usize, lines: &[Vec<u8>], end: &Result<(), TooLong>) -> Result<(), String> {
+    let want = model(input, max);
+    let fit = want.iter().take_while(|line| line.is_ok()).count();
+    let want_lines: Vec<Vec<u8>> = want[..fit].iter().flatten().cloned().collect();
+    if lines != want_lines.as_slice() {
+        return Err(format!("framer gave {lines:?}, the model {want_lines:?}"));
+    }
+    match (end, want.get(fit)) {
+        (Ok(()), None) => Ok(()),
+        (Err(TooLong { seen }), Some(Err(len))) if *seen > max && seen <= len => Ok(()),
+        (end, want) => Err(format!("framer ended with {end:?}, expected {want:?} (bound {max})")),
+    }
 }
