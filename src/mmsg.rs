@@ -202,8 +202,9 @@ pub fn send_batch<'a>(fd: RawFd, datagrams: impl IntoIterator<Item = (&'a [u8], 
     }
     if count == 1 {
         // One datagram (a ping-pong's reply): sendto is the shorter path through the kernel.
-        // SAFETY: the first entries were written above; the pointers are those of the batch.
+        // SAFETY: the first entries were written above.
         let (iov, hdr) = unsafe { (iovs[0].assume_init_ref(), &msgs[0].assume_init_ref().msg_hdr) };
+        // SAFETY: the datagram and its address (or none) are borrowed for the call, as for sendmmsg.
         let sent = unsafe {
             libc::sendto(fd, iov.iov_base, iov.iov_len, libc::MSG_DONTWAIT, hdr.msg_name.cast(), hdr.msg_namelen)
         };
