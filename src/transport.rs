@@ -1075,8 +1075,8 @@ impl Dgram {
 struct DatagramPeer {
     key: PeerKey,
     name: String,
-    /// The line end the peer's last datagram had, given back on the reply (as `nc -u` users expect).
-    line_end: &'static [u8],
+    /// The line ends its datagrams had, given back on the replies (as `nc -u` users expect).
+    line_ends: LineEnds,
     /// The server still owes it replies: not forgotten when idle.
     held: bool,
     last_active: Instant,
@@ -1115,6 +1115,44 @@ pub struct Datagrams {
     fallback: Vec<SocketAddr>,
     last_sent: Vec<u8>,
     heard_back: bool,
+}
+
+/// The line ends of a peer's datagrams not answered yet, oldest first, two bits each: every reply
+/// goes back with its own message's line end, even when one turn brings several messages.
+#[derive(Default)]
+struct LineEnds {
+    codes: u64,
+    len: u8,
+    last: u8,
+}
+
+impl LineEnds {
+    const KINDS: [&'static [u8]; 3] = [b"", b"\n", b"\r\n"];
+    /// Line ends remembered, at most; past that the oldest is forgotten.
+    const MAX: u8 = 32;
+
+    fn push(&mut self, end: &[u8]) {
+        let code = LineEnds::KINDS.iter().position(|&kind| kind == end).unwrap_or(0) as u8;
+        if self.len == LineEnds::MAX {
+            self.codes >>= 2;
+            self.len -= 1;
+        }
+        self.codes |= u64::from(code) << (2 * self.len);
+        self.len += 1;
+        self.last = code;
+    }
+
+    /// The oldest unanswered message's line end; with none waiting (a reply typed on stdin for a
+    /// message forgotten past MAX), the last one seen.
+    fn pop(&mut self) -> &'static [u8] {
+        if self.len == 0 {
+            return LineEnds::KINDS[usize::from(self.last)];
+        }
+        let code = (self.codes & 3) as usize;
+        self.codes >>= 2;
+        self.len -= 1;
+        LineEnds::KINDS[code]
+    }
 }
 
 /// A reply waiting to be sent.
@@ -1168,7 +1206,7 @@ impl Datagrams {
             side.peers.insert(DatagramPeer {
                 name: key.to_string(),
                 key,
-                line_end: b"",
+                line_ends: LineEnds::default(),
                 held: false,
                 last_active: Instant::now(),
             });
@@ -1267,7 +1305,7 @@ impl Datagrams {
             return;
         }
         let (body, line_end) = strip_line_end(&self.slots[i * self.slot..][..n]);
-        peer.line_end = line_end;
+        peer.line_ends.push(line_end);
         out.push(Event::Message(id, self.pool.message(body)));
     }
 
@@ -1285,7 +1323,7 @@ impl Datagrams {
         let id = self.peers.insert(DatagramPeer {
             name: key.to_string(),
             key: key.clone(),
-            line_end: b"",
+            line_ends: LineEnds::default(),
             held: false,
             last_active: Instant::now(),
         });
@@ -1295,12 +1333,13 @@ impl Datagrams {
     }
 
     fn send(&mut self, id: PeerId, message: &[u8], out: &mut Vec<Event>) {
-        let Some(peer) = self.peers.get(id) else {
+        let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
-        let mut datagram = Vec::with_capacity(message.len() + peer.line_end.len());
+        let line_end = peer.line_ends.pop();
+        let mut datagram = Vec::with_capacity(message.len() + line_end.len());
         datagram.extend_from_slice(message);
-        datagram.extend_from_slice(peer.line_end);
+        datagram.extend_from_slice(line_end);
         if datagram.len() > self.max_message {
             // Never send more than a peer may send us: the reply cap that stops amplification.
             self.unsent.warn(format_args!(
@@ -1645,5 +1684,31 @@ fn deepen_backlog(listener: &impl AsRawFd) {
     // SAFETY: listen(2) on a socket we own and that is already listening only changes its backlog.
     unsafe {
         libc::listen(listener.as_raw_fd(), 4096);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineEnds;
+
+    #[test]
+    fn line_ends_come_back_in_order_and_stay_bounded() {
+        let mut ends = LineEnds::default();
+        assert_eq!(ends.pop(), b"");
+        for end in [&b"\n"[..], b"", b"\r\n"] {
+            ends.push(end);
+        }
+        assert_eq!([ends.pop(), ends.pop(), ends.pop()], [&b"\n"[..], b"", b"\r\n"]);
+        // None waiting: the last one seen.
+        assert_eq!(ends.pop(), b"\r\n");
+        // Past MAX the oldest are forgotten: the last MAX come back, in order.
+        let kinds = [&b"\n"[..], b"\r\n", b""];
+        for i in 0..40 {
+            ends.push(kinds[i % 3]);
+        }
+        for i in 40 - usize::from(LineEnds::MAX)..40 {
+            assert_eq!(ends.pop(), kinds[i % 3], "message {i}");
+        }
+        assert_eq!(ends.pop(), kinds[39 % 3]);
     }
 }

@@ -428,6 +428,28 @@ fn random_zero_length_and_nul_datagrams_get_exact_replies() {
 }
 
 #[test]
+fn datagrams_read_together_keep_their_own_line_ends() {
+    // While the server is stopped they queue up, so that it reads them in one batch: each reply must
+    // end as its own message did, not as the batch's last one.
+    for proto in [Proto::Udp, Proto::Unixgram] {
+        let server = Server::start(proto, &[]);
+        let peer = Peer::open(&server);
+        let datagrams: [&[u8]; 4] = [b"one\n", b"two", b"three\r\n", b"four\n"];
+        kill(server.process.id(), libc::SIGSTOP);
+        for datagram in datagrams {
+            peer.send(datagram);
+        }
+        kill(server.process.id(), libc::SIGCONT);
+        for datagram in datagrams {
+            let reply = peer.recv().unwrap_or_else(|e| panic!("{proto:?}: no reply to {datagram:?}: {e}"));
+            let (body, end) = netpair::framing::strip_line_end(datagram);
+            assert_eq!(reply, [upper(body).as_slice(), end].concat(), "{proto:?}");
+        }
+        stop_cleanly(server);
+    }
+}
+
+#[test]
 fn a_100_mb_line_without_newline_is_cut_off_and_memory_stays_bounded() {
     let server = Server::start(Proto::Tcp, &[]);
     let before = memory_kib(server.process.id(), "VmRSS");
