@@ -220,6 +220,8 @@ impl Server {
                     self.unanswerable.warn(format_args!(
                         "{OWED_MAX} messages already wait for a reply typed on stdin: no reply to this one from {name}"
                     ));
+                    let earlier = self.owed.iter().filter(|&&owed| owed == peer).count();
+                    self.transport.unanswered(peer, earlier);
                     return Ok(());
                 }
                 self.owed.push_back(peer);

@@ -292,6 +292,16 @@ impl Transport {
         either!(self, side => side.flush_all(registry, out))
     }
 
+    /// Says that `peer`'s message after the `earlier` ones it still awaits replies to will get no
+    /// reply, so that a datagram peer's later replies keep their own messages' line ends.
+    pub fn unanswered(&mut self, peer: PeerId, earlier: usize) {
+        if let Transport::Datagram(side) = self
+            && let Some(peer) = side.peers.get_mut(peer)
+        {
+            peer.line_ends.remove(earlier);
+        }
+    }
+
     /// Takes back a message's buffer once it has been handled, for a later message to reuse.
     pub fn recycle(&mut self, message: Vec<u8>) {
         either!(self, side => side.pool.give(message))
@@ -1052,7 +1062,8 @@ impl Dgram {
         unsafe {
             libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
                 && libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw mut size).cast(), &mut len) == 0
-                && queued >= size / 2
+                // Full is `queued >= size` to the kernel; some may have been read since it said so.
+                && queued >= size - size / 8
         }
     }
 
@@ -1117,41 +1128,58 @@ pub struct Datagrams {
     heard_back: bool,
 }
 
-/// The line ends of a peer's datagrams not answered yet, oldest first, two bits each: every reply
-/// goes back with its own message's line end, even when one turn brings several messages.
+/// The line ends of a server's peer's datagrams not answered yet, oldest first, two bits each: every
+/// reply goes back with its own message's line end, even when one turn brings several messages.
 #[derive(Default)]
 struct LineEnds {
     codes: u64,
     len: u8,
+    /// The latest line end seen.
     last: u8,
 }
 
 impl LineEnds {
     const KINDS: [&'static [u8]; 3] = [b"", b"\n", b"\r\n"];
-    /// Line ends remembered, at most; past that the oldest is forgotten.
+    /// Line ends kept in order, at most: the messages past these get the latest one seen.
     const MAX: u8 = 32;
 
+    /// Notes the line end of a message that will be answered.
     fn push(&mut self, end: &[u8]) {
-        let code = LineEnds::KINDS.iter().position(|&kind| kind == end).unwrap_or(0) as u8;
-        if self.len == LineEnds::MAX {
-            self.codes >>= 2;
-            self.len -= 1;
+        self.seen(end);
+        if self.len < LineEnds::MAX {
+            self.codes |= u64::from(self.last) << (2 * self.len);
+            self.len += 1;
         }
-        self.codes |= u64::from(code) << (2 * self.len);
-        self.len += 1;
-        self.last = code;
     }
 
-    /// The oldest unanswered message's line end; with none waiting (a reply typed on stdin for a
-    /// message forgotten past MAX), the last one seen.
+    /// Notes the latest line end only (a client's: its messages answer nothing).
+    fn seen(&mut self, end: &[u8]) {
+        self.last = LineEnds::KINDS.iter().position(|&kind| kind == end).unwrap_or(0) as u8;
+    }
+
+    /// The line end for the next reply: the oldest unanswered message's, or the latest seen.
     fn pop(&mut self) -> &'static [u8] {
         if self.len == 0 {
-            return LineEnds::KINDS[usize::from(self.last)];
+            return self.latest();
         }
         let code = (self.codes & 3) as usize;
         self.codes >>= 2;
         self.len -= 1;
         LineEnds::KINDS[code]
+    }
+
+    fn latest(&self) -> &'static [u8] {
+        LineEnds::KINDS[usize::from(self.last)]
+    }
+
+    /// Forgets the line end at `index` (0 is the oldest), that of a message that gets no reply.
+    fn remove(&mut self, index: usize) {
+        if index >= usize::from(self.len) {
+            return;
+        }
+        let below = (1u64 << (2 * index)) - 1;
+        self.codes = (self.codes & below) | ((self.codes >> 2) & !below);
+        self.len -= 1;
     }
 }
 
@@ -1305,7 +1333,11 @@ impl Datagrams {
             return;
         }
         let (body, line_end) = strip_line_end(&self.slots[i * self.slot..][..n]);
-        peer.line_ends.push(line_end);
+        if self.connected {
+            peer.line_ends.seen(line_end);
+        } else {
+            peer.line_ends.push(line_end);
+        }
         out.push(Event::Message(id, self.pool.message(body)));
     }
 
@@ -1336,7 +1368,7 @@ impl Datagrams {
         let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
-        let line_end = peer.line_ends.pop();
+        let line_end = if self.connected { peer.line_ends.latest() } else { peer.line_ends.pop() };
         let mut datagram = Vec::with_capacity(message.len() + line_end.len());
         datagram.extend_from_slice(message);
         datagram.extend_from_slice(line_end);
@@ -1425,8 +1457,10 @@ impl Datagrams {
     /// Sends queued replies, a batch per system call, until the queue is empty or the socket full.
     fn send_queued(&mut self, out: &mut Vec<Event>) {
         // A Unix datagram server's send that would block waits on that one peer's full queue (it is
-        // not reading), and no readiness event says when it has room: drop that reply, as a datagram
-        // may be dropped, rather than hold every other peer's replies behind it.
+        // not reading, and did not connect to the server), or on the server's own send buffer, which
+        // holds every reply its peers have not read yet (and the only limit for a peer that connected).
+        // Drop that reply, as a datagram may be dropped, rather than hold every other peer's replies
+        // behind peers that do not read.
         let per_peer_queues = !self.connected && matches!(self.sock, Dgram::Unix(_));
         // A connected socket's pending error (ICMP refused) would be lost if a datagram after the
         // first one met it (sendmmsg then reports only the count): a client sends one at a time.
@@ -1699,16 +1733,25 @@ mod tests {
             ends.push(end);
         }
         assert_eq!([ends.pop(), ends.pop(), ends.pop()], [&b"\n"[..], b"", b"\r\n"]);
-        // None waiting: the last one seen.
+        // None waiting: the latest seen.
         assert_eq!(ends.pop(), b"\r\n");
-        // Past MAX the oldest are forgotten: the last MAX come back, in order.
+        // Past MAX the first MAX still come back in order; the rest get the latest seen.
         let kinds = [&b"\n"[..], b"\r\n", b""];
         for i in 0..40 {
             ends.push(kinds[i % 3]);
         }
-        for i in 40 - usize::from(LineEnds::MAX)..40 {
-            assert_eq!(ends.pop(), kinds[i % 3], "message {i}");
+        for i in 0..40 {
+            let want = if i < usize::from(LineEnds::MAX) { kinds[i % 3] } else { kinds[39 % 3] };
+            assert_eq!(ends.pop(), want, "message {i}");
         }
-        assert_eq!(ends.pop(), kinds[39 % 3]);
+        // One in the middle that gets no reply.
+        for end in [&b"\n"[..], b"", b"\r\n"] {
+            ends.push(end);
+        }
+        ends.remove(1);
+        assert_eq!([ends.pop(), ends.pop(), ends.pop()], [&b"\n"[..], b"\r\n", b"\r\n"]);
+        // A client's: the latest only.
+        ends.seen(b"\r\n");
+        assert_eq!((ends.latest(), ends.pop()), (&b"\r\n"[..], &b"\r\n"[..]));
     }
 }

@@ -239,7 +239,11 @@ impl Peer {
         };
         match &peer {
             Peer::Udp(s) => s.connect(server).and_then(|()| s.set_read_timeout(Some(common::DEADLINE))),
-            Peer::Unix(s) => s.connect(server).and_then(|()| s.set_read_timeout(Some(common::DEADLINE))),
+            Peer::Unix(s) => s
+                .connect(server)
+                .and_then(|()| s.set_read_timeout(Some(common::DEADLINE)))
+                // The server's queue holds ten datagrams: a send may wait, never past the deadline.
+                .and_then(|()| s.set_write_timeout(Some(common::DEADLINE))),
         }
         .expect("connecting to the server");
         peer
