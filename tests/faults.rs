@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Output, Process, Proto, Server};
+use common::{DEADLINE, Output, Peer, Process, Proto, Server};
 use netpair::upper::upper;
 
 /// The longest a well-behaved client may wait for any one reply while others misbehave.
@@ -744,59 +744,6 @@ fn read_to_eof(conn: &mut Conn) -> Vec<u8> {
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return got,
             Err(e) => panic!("reading to the end: {e} after {} bytes", got.len()),
         }
-    }
-}
-
-/// A datagram socket of its own (its own port or socket file), connected to the server.
-enum Peer {
-    Udp(UdpSocket),
-    /// The socket file lives in the directory, removed with it.
-    Unix(UnixDatagram, #[allow(dead_code)] tempfile::TempDir),
-}
-
-impl Peer {
-    fn open(server: &Server) -> Peer {
-        let peer = match server.proto {
-            Proto::Udp => {
-                let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-                sock.connect(&server.address).expect("connect");
-                Peer::Udp(sock)
-            }
-            Proto::Unixgram => {
-                let dir = common::temp_dir();
-                let sock = UnixDatagram::bind(dir.path().join("peer.sock")).expect("bind");
-                sock.connect(&server.address).expect("connect");
-                Peer::Unix(sock, dir)
-            }
-            other => panic!("{other:?} is not a datagram socket"),
-        };
-        peer.set_read_timeout(DEADLINE);
-        peer
-    }
-
-    fn send(&self, datagram: &[u8]) {
-        let sent = match self {
-            Peer::Udp(s) => s.send(datagram),
-            Peer::Unix(s, _) => s.send(datagram),
-        };
-        sent.unwrap_or_else(|e| panic!("sending {} bytes: {e}", datagram.len()));
-    }
-
-    fn recv(&self) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0; 70_000];
-        let n = match self {
-            Peer::Udp(s) => s.recv(&mut buf)?,
-            Peer::Unix(s, _) => s.recv(&mut buf)?,
-        };
-        buf.truncate(n);
-        Ok(buf)
-    }
-
-    fn set_read_timeout(&self, timeout: Duration) {
-        let _ = match self {
-            Peer::Udp(s) => s.set_read_timeout(Some(timeout)),
-            Peer::Unix(s, _) => s.set_read_timeout(Some(timeout)),
-        };
     }
 }
 

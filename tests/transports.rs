@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::thread;
 
-use common::{Output, Proto, Server, netpair, run, run_with_file, temp_dir};
+use common::{Output, Peer, Proto, Server, netpair, run, run_with_file, temp_dir};
 use serde_json::Value;
 
 /// One test per transport, `NAME::tcp` … `NAME::unixgram`, each calling `NAME(Proto::…)`.
@@ -207,9 +207,7 @@ fn a_burst_from_many_datagram_peers_gets_each_its_own_replies_in_order() {
     const EACH: usize = 8;
     for proto in [Proto::Udp, Proto::Unixgram] {
         let server = Server::start(proto, &[]);
-        let dir = temp_dir();
-        let peers: Vec<Peer> =
-            (0..PEERS).map(|i| Peer::connect(proto, &server.address, &dir.path().join(i.to_string()))).collect();
+        let peers: Vec<Peer> = (0..PEERS).map(|_| Peer::open(&server)).collect();
         for seq in 0..EACH {
             for (i, peer) in peers.iter().enumerate() {
                 peer.send(format!("peer {i} message {seq}\n").as_bytes());
@@ -217,54 +215,11 @@ fn a_burst_from_many_datagram_peers_gets_each_its_own_replies_in_order() {
         }
         for (i, peer) in peers.iter().enumerate() {
             for seq in 0..EACH {
-                assert_eq!(peer.recv().as_deref(), Some(format!("PEER {i} MESSAGE {seq}\n").as_str()), "{proto:?}");
+                let reply = peer.recv().unwrap_or_else(|e| panic!("{proto:?}: peer {i}, reply {seq}: {e}"));
+                assert_eq!(reply, format!("PEER {i} MESSAGE {seq}\n").as_bytes(), "{proto:?}");
             }
         }
         stop_cleanly(server, PEERS, PEERS * EACH);
-    }
-}
-
-/// A datagram socket of a test's own, connected to the server.
-enum Peer {
-    Udp(std::net::UdpSocket),
-    Unix(UnixDatagram),
-}
-
-impl Peer {
-    /// A socket connected to `server`; a Unix one is bound at `path`, for the replies.
-    fn connect(proto: Proto, server: &str, path: &std::path::Path) -> Peer {
-        let peer = match proto {
-            Proto::Udp => Peer::Udp(std::net::UdpSocket::bind("127.0.0.1:0").expect("binding a UDP socket")),
-            _ => Peer::Unix(UnixDatagram::bind(path).expect("binding a Unix datagram socket")),
-        };
-        match &peer {
-            Peer::Udp(s) => s.connect(server).and_then(|()| s.set_read_timeout(Some(common::DEADLINE))),
-            Peer::Unix(s) => s
-                .connect(server)
-                .and_then(|()| s.set_read_timeout(Some(common::DEADLINE)))
-                // The server's queue holds ten datagrams: a send may wait, never past the deadline.
-                .and_then(|()| s.set_write_timeout(Some(common::DEADLINE))),
-        }
-        .expect("connecting to the server");
-        peer
-    }
-
-    fn send(&self, data: &[u8]) {
-        match self {
-            Peer::Udp(s) => s.send(data),
-            Peer::Unix(s) => s.send(data),
-        }
-        .expect("sending a datagram");
-    }
-
-    /// One datagram, as text; `None` when none came within the deadline.
-    fn recv(&self) -> Option<String> {
-        let mut buf = [0; 256];
-        let n = match self {
-            Peer::Udp(s) => s.recv(&mut buf),
-            Peer::Unix(s) => s.recv(&mut buf),
-        };
-        Some(String::from_utf8_lossy(&buf[..n.ok()?]).into_owned())
     }
 }
 

@@ -370,6 +370,65 @@ fn listening_address(proto: Proto, line: &str) -> Option<String> {
     Some(line.strip_prefix(&prefix)?.to_string())
 }
 
+/// A datagram socket of its own (its own port or socket file), connected to the server.
+pub enum Peer {
+    Udp(std::net::UdpSocket),
+    /// The socket file lives in the directory, removed with it.
+    Unix(std::os::unix::net::UnixDatagram, #[allow(dead_code)] tempfile::TempDir),
+}
+
+impl Peer {
+    /// A socket connected to `server`, with a deadline on every receive and send.
+    pub fn open(server: &Server) -> Peer {
+        let peer = match server.proto {
+            Proto::Udp => {
+                let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+                sock.connect(&server.address).expect("connect");
+                Peer::Udp(sock)
+            }
+            Proto::Unixgram => {
+                let dir = temp_dir();
+                let sock = std::os::unix::net::UnixDatagram::bind(dir.path().join("peer.sock")).expect("bind");
+                sock.connect(&server.address).expect("connect");
+                Peer::Unix(sock, dir)
+            }
+            other => panic!("{other:?} is not a datagram socket"),
+        };
+        peer.set_read_timeout(DEADLINE);
+        // A Unix datagram server's queue holds ten: a send may wait, never past the deadline.
+        let _ = match &peer {
+            Peer::Udp(s) => s.set_write_timeout(Some(DEADLINE)),
+            Peer::Unix(s, _) => s.set_write_timeout(Some(DEADLINE)),
+        };
+        peer
+    }
+
+    pub fn send(&self, datagram: &[u8]) {
+        let sent = match self {
+            Peer::Udp(s) => s.send(datagram),
+            Peer::Unix(s, _) => s.send(datagram),
+        };
+        sent.unwrap_or_else(|e| panic!("sending {} bytes: {e}", datagram.len()));
+    }
+
+    pub fn recv(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0; 70_000];
+        let n = match self {
+            Peer::Udp(s) => s.recv(&mut buf)?,
+            Peer::Unix(s, _) => s.recv(&mut buf)?,
+        };
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    pub fn set_read_timeout(&self, timeout: Duration) {
+        let _ = match self {
+            Peer::Udp(s) => s.set_read_timeout(Some(timeout)),
+            Peer::Unix(s, _) => s.set_read_timeout(Some(timeout)),
+        };
+    }
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("netpair-test").tempdir().expect("creating a temporary directory")
