@@ -7,11 +7,13 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Arg, ArgAction, ArgMatches, ValueEnum, value_parser};
 
-use crate::bench::BenchConfig;
-use crate::compare::{self, CompareConfig};
+use crate::compare;
+use crate::config::{
+    BenchConfig, ClientConfig, Common, CompareConfig, Config, Reply, ServerConfig, Stop, UDP_MAX, default_max_message,
+};
 use crate::error::{Error, Result};
 use crate::framing::Framing;
-use crate::transport::{Endpoint, Proto};
+use crate::proto::{Endpoint, Proto};
 
 const EXIT_STATUS: &str = "\
 Exit status:
@@ -116,17 +118,6 @@ pub struct ClientArgs {
     pub timeout: Duration,
 }
 
-/// The server's reply policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// Reply with the message uppercased.
-    Upper,
-    /// Reply with the message unchanged.
-    Echo,
-    /// Reply with the next line read from stdin (the tutorial's server).
-    Stdin,
-}
-
 /// When to print the ` ? ` prompt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prompt {
@@ -145,48 +136,6 @@ impl Prompt {
         }
     }
 }
-
-/// Where and how to talk: what every mode shares.
-#[derive(Clone, Debug)]
-pub struct Common {
-    pub proto: Proto,
-    pub endpoint: Endpoint,
-    pub framing: Framing,
-    pub max_message: usize,
-    pub json: bool,
-    pub prompt: bool,
-}
-
-/// Settings for `netpair server`.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    pub common: Common,
-    pub reply: Reply,
-    pub once: bool,
-    pub idle_timeout: Option<Duration>,
-    pub max_clients: usize,
-}
-
-/// Settings for `netpair client`.
-#[derive(Clone, Debug)]
-pub struct ClientConfig {
-    pub common: Common,
-    pub timeout: Duration,
-}
-
-/// A checked command line.
-#[derive(Debug)]
-pub enum Config {
-    Server(ServerConfig),
-    Client(ClientConfig),
-    Compare(CompareConfig),
-    Bench(BenchConfig),
-}
-
-/// Largest UDP payload over IPv4 (65,535 − 20 − 8).
-pub const UDP_MAX: usize = 65_507;
-/// Default bound for a line on a stream.
-pub const LINE_MAX: usize = 1 << 20;
 
 // The command line is built with clap's builder API rather than its derive macros: a proc-macro cannot be
 // built when `.cargo/config.toml` asks for a static binary, and the static binary starts faster.
@@ -485,7 +434,7 @@ impl Cli {
     /// Checks flags that clap cannot check alone and builds the settings.
     pub fn into_config(self) -> Result<Config> {
         if let Command::Bench(args) = &self.command {
-            return Ok(Config::Bench(BenchConfig::new(&self, args)?));
+            return Ok(Config::Bench(bench_config(&self, args)?));
         }
         if let Command::Compare(args) = &self.command {
             let lines =
@@ -529,6 +478,96 @@ impl Cli {
     }
 }
 
+/// The longest --duration or --warmup (and time between scheduled sends) taken.
+const MAX_RUN: Duration = Duration::from_secs(30 * 86_400);
+/// The most messages in flight per client.
+const MAX_WINDOW: usize = 1 << 16;
+
+/// Checks the bench's flags together with the global ones.
+fn bench_config(cli: &Cli, args: &BenchArgs) -> Result<BenchConfig> {
+    let usage = |text: String| Err(Error::Usage(text));
+    let mut protos = cli.proto.clone();
+    protos.dedup();
+    if cli.framing != Framing::Line {
+        return usage("bench always frames stream messages by lines; drop --framing".into());
+    }
+    for (value, flag) in [(args.clients, "--clients"), (args.window, "--window"), (args.size, "--size")] {
+        if value == 0 {
+            return usage(format!("{flag} must be more than 0"));
+        }
+    }
+    let stop = match (args.messages, args.duration) {
+        (Some(0), _) => return usage("--messages must be more than 0".into()),
+        (Some(n), _) => Stop::Messages(n),
+        (None, Some(d)) if d.is_zero() => return usage("--duration must be more than 0".into()),
+        (None, Some(d)) => Stop::Duration(d),
+        (None, None) => Stop::Duration(Duration::from_secs(5)),
+    };
+    for (d, flag) in [(Some(args.warmup), "--warmup"), (args.duration, "--duration")] {
+        if d.is_some_and(|d| d > MAX_RUN) {
+            return usage(format!("{flag} is over {} days", MAX_RUN.as_secs() / 86_400));
+        }
+    }
+    if let Some(rate) = args.rate {
+        // Each client's time between sends must be a time this run can reach.
+        let every = Duration::try_from_secs_f64(args.clients as f64 / rate).ok().filter(|&d| d <= MAX_RUN);
+        if !(rate.is_finite() && rate > 0.0) || every.is_none() {
+            return usage(
+                "--rate must be messages per second above 0, enough for each client to send within 30 days".into(),
+            );
+        }
+    }
+    if args.window > MAX_WINDOW {
+        return usage(format!("--window {} is over {MAX_WINDOW} messages in flight per client", args.window));
+    }
+    let tag = crate::bench::tag_len(args.clients);
+    if args.size < tag {
+        return usage(format!(
+            "--size {} is too small: with --clients {} each message needs {tag} bytes to name its client and number",
+            args.size, args.clients
+        ));
+    }
+    let datagrams = protos.iter().any(|p| !p.is_stream());
+    let ceiling = if datagrams { UDP_MAX } else { crate::config::LINE_MAX };
+    if args.size > ceiling {
+        let why = if datagrams { "the largest UDP message" } else { "the server's line limit" };
+        return usage(format!("--size {} is over {why} ({ceiling} bytes)", args.size));
+    }
+    let unix = protos.iter().filter(|p| p.is_unix()).count();
+    if args.connect && unix > 0 && cli.path.is_none() {
+        return usage("--connect with --proto unix or unixgram needs --path SOCKET_FILE".into());
+    }
+    if args.connect && unix > 1 {
+        return usage("--connect can reach unix and unixgram only one at a time (one --path)".into());
+    }
+    if let Some(path) = &cli.path
+        && path.as_os_str().is_empty()
+    {
+        return usage("--path must not be empty".into());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match args.threads {
+        Some(0) => return usage("--threads must be more than 0".into()),
+        Some(n) => n,
+        None => cores,
+    };
+    Ok(BenchConfig {
+        protos,
+        host: cli.host.clone(),
+        port: cli.port,
+        path: cli.path.clone(),
+        connect: args.connect,
+        clients: args.clients,
+        stop,
+        size: args.size,
+        window: args.window,
+        rate: args.rate,
+        warmup: args.warmup,
+        threads: threads.min(args.clients),
+        json: cli.json,
+    })
+}
+
 fn endpoint(proto: Proto, host: &str, port: u16, path: Option<&PathBuf>) -> Result<Endpoint> {
     match (proto.is_unix(), path) {
         (true, Some(path)) if path.as_os_str().is_empty() => Err(Error::Usage("--path must not be empty".into())),
@@ -542,8 +581,7 @@ fn endpoint(proto: Proto, host: &str, port: u16, path: Option<&PathBuf>) -> Resu
 }
 
 fn max_message(proto: Proto, given: Option<usize>) -> Result<usize> {
-    let default = if proto.is_stream() { LINE_MAX } else { UDP_MAX };
-    let max = positive(given.unwrap_or(default), "--max-message")?;
+    let max = positive(given.unwrap_or(default_max_message(proto)), "--max-message")?;
     if proto == Proto::Udp && max > UDP_MAX {
         return Err(Error::Usage(format!(
             "--max-message {max} is over the largest UDP payload on IPv4 ({UDP_MAX} bytes)"

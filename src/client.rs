@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use log::warn;
 
-use crate::cli::ClientConfig;
+use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::event_loop::{EventLoop, SIGNALS};
 use crate::framing::Framing;
+use crate::net::{Closed, Event, Settings, Transport};
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
-use crate::transport::{Closed, Event, Settings, Transport};
 use crate::upper::{MAX_GROWTH, upper};
 
 /// Timed-out messages remembered so their replies can still be recognised as late.

@@ -1,7 +1,28 @@
-//! The one error type: every failure a user can cause, named with the flag or address involved.
+//! The one error type, every failure a user can cause named with the flag or address involved, and
+//! the exit statuses it maps to.
 
 use std::fmt;
 use std::io;
+
+/// Exit statuses, the same with or without `--json`.
+pub mod exit {
+    /// Every message got its reply (server: stopped cleanly).
+    pub const OK: u8 = 0;
+    /// Could not listen or connect, or the connection broke.
+    pub const FAILED: u8 = 1;
+    /// A usage error.
+    pub const USAGE: u8 = 2;
+    /// Some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong.
+    pub const LOST: u8 = 3;
+
+    /// The table that ends every `--help`.
+    pub const HELP: &str = "\
+Exit status:
+  0  every message got its reply (server: stopped cleanly)
+  1  could not listen or connect, or the connection broke (refused, reset, address in use, name not found)
+  2  usage error
+  3  some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong";
+}
 
 /// Why netpair stopped. `Display` is the one line the user sees.
 #[derive(Debug)]
@@ -22,8 +43,8 @@ impl Error {
     /// The process exit status for this error, as documented in `--help`.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => 2,
-            _ => 1,
+            Error::Usage(_) => exit::USAGE,
+            _ => exit::FAILED,
         }
     }
 

@@ -11,8 +11,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::error::{Error, Result};
+use crate::net::Transport;
 use crate::stdin::{self, Input};
-use crate::transport::Transport;
 
 /// The one waker a poll may have (mio allows no more): the stdin thread and an in-process stop share it.
 pub const WAKER: Token = Token(1);

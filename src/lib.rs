@@ -1,45 +1,55 @@
 //! netpair: the socket tutorial's conversation over TCP, UDP, Unix stream and Unix datagram sockets.
 //!
-//! - [`cli`] parses and checks the command line; [`error`] is the one error type.
-//! - [`transport`] hides stream versus datagram sockets behind one enum; [`framing`] cuts streams
-//!   into messages, [`mmsg`] moves datagrams in batches, and [`upper`] is the server's transformation.
-//! - [`server`] and [`client`] are the two event loops, written once against the transport, with
-//!   [`event_loop`] what they share, [`stdin`] the input thread and [`report`] every line shown.
-//! - [`compare`] runs one conversation over every transport; [`bench`] measures round trips under load.
+//! The modules form layers; each imports only from the layers below it (`tests/layers.rs` checks):
+//!
+//! 1. leaves: [`error`] (with the exit statuses), [`proto`] (names of kinds and endpoints),
+//!    [`framing`], [`upper`], [`text`] (number formats), [`json`], [`throttle`], [`stdin`], and
+//!    [`sys`], the raw OS calls;
+//! 2. [`net`]: the `Transport` façade over stream and datagram sockets, batched datagram calls,
+//!    resolution and socket files;
+//! 3. [`config`]: the checked settings of each command;
+//! 4. [`event_loop`]: the poll, its fixed tokens, signals and the stdin waker;
+//! 5. [`report`]: every line the user sees;
+//! 6. [`server`] and [`client`]: the two event loops, written once against `net`;
+//! 7. [`compare`] and [`bench`]: commands built on the server and the client;
+//! 8. [`cli`]: the command line, the only user of clap; it builds a [`config::Config`] for [`run`].
 #![deny(rust_2018_idioms)]
 
 pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod compare;
+pub mod config;
 pub mod error;
 pub mod event_loop;
 pub mod framing;
-pub mod mmsg;
+pub mod json;
+pub mod net;
+pub mod proto;
 pub mod report;
 pub mod server;
 pub mod stdin;
-pub mod transport;
+pub mod sys;
+pub mod text;
+pub mod throttle;
 pub mod upper;
 
 use std::io;
 
 use log::warn;
 
-use crate::cli::{Common, Config};
-use crate::error::Result;
+use crate::config::{Common, Config};
+use crate::error::{Result, exit};
 use crate::report::Report;
-
-/// Exit status when some replies never came.
-pub const EXIT_LOST: u8 = 3;
 
 /// Runs a checked command line; returns the exit status.
 pub fn run(config: Config) -> Result<u8> {
     let stdin = || Box::new(io::BufReader::new(io::stdin()));
     match config {
         Config::Server(config) => {
-            let limit = server::raise_open_file_limit((config.max_clients as u64).saturating_add(32));
-            if (config.max_clients as u64).saturating_add(32) > limit {
+            let want = (config.max_clients as u64).saturating_add(32);
+            let limit = sys::raise_open_file_limit(want);
+            if want > limit {
                 warn!(
                     "open-file limit is {limit}: fewer than --max-clients {} clients can connect (raise ulimit -n)",
                     config.max_clients
@@ -47,12 +57,12 @@ pub fn run(config: Config) -> Result<u8> {
             }
             let common = config.common.clone();
             let result = server::Server::bind(config, report_for(&common), true).and_then(|server| server.run(stdin()));
-            with_json_error(&common, result).map(|()| 0)
+            with_json_error(&common, result).map(|()| exit::OK)
         }
         Config::Client(config) => {
             let common = config.common.clone();
             let summary = with_json_error(&common, client::run(config, report_for(&common), stdin(), true))?;
-            Ok(if summary.lost + summary.not_sent > 0 { EXIT_LOST } else { 0 })
+            Ok(if summary.lost + summary.not_sent > 0 { exit::LOST } else { exit::OK })
         }
         Config::Bench(config) => bench::run(&config),
         Config::Compare(config) => {
@@ -61,7 +71,7 @@ pub fn run(config: Config) -> Result<u8> {
             if log::max_level() <= log::LevelFilter::Warn {
                 log::set_max_level(log::LevelFilter::Error);
             }
-            compare::run(&config).map(|()| 0)
+            compare::run(&config).map(|()| exit::OK)
         }
     }
 }

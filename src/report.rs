@@ -3,21 +3,22 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::transport::{Closed, Proto};
-
-/// `n` and a noun, plural unless `n` is 1: "1 client", "2 clients".
-pub fn count(n: u64, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
+use crate::json::Json;
+use crate::net::Closed;
+use crate::proto::Proto;
+use crate::text::{count, human, millis};
 
 /// Where a session's events go, and in which form.
 pub struct Report {
     json: bool,
     /// Writes nothing at all (an in-process server under `bench`): not even the formatting is done.
     silent: bool,
+    /// Keeps the server's events, typed, for the thread that started it (`compare`), instead of showing them.
+    recording: Option<Recording>,
     proto: Proto,
     prompt: bool,
     out: Box<dyn Write + Send>,
@@ -73,7 +74,7 @@ impl Report {
 
     /// A report into any pair of writers (in-process runs capture them).
     pub fn to(proto: Proto, json: bool, prompt: bool, out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Self {
-        Report { json, silent: false, proto, prompt: prompt && !json, out, err, pending: Vec::new() }
+        Report { json, silent: false, recording: None, proto, prompt: prompt && !json, out, err, pending: Vec::new() }
     }
 
     /// A report that shows nothing and costs nothing, for a server whose transcript nobody reads.
@@ -81,6 +82,14 @@ impl Report {
         let mut report = Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink()));
         report.silent = true;
         report
+    }
+
+    /// A report that shows nothing and keeps what a server saw in the returned [`Recording`].
+    pub fn recording(proto: Proto) -> (Self, Recording) {
+        let recording = Recording::default();
+        let mut report = Report::discard(proto);
+        report.recording = Some(recording.clone());
+        (report, recording)
     }
 
     /// `Listening on tcp 127.0.0.1:5001`: the real bound address, first line of a server's output.
@@ -94,6 +103,9 @@ impl Report {
 
     /// A new peer: `Connection from: ADDR`.
     pub fn connected(&mut self, peer: &str) -> Result<()> {
+        if let Some(recording) = &self.recording {
+            recording.push(Seen::Connected(peer.to_string()));
+        }
         if self.json {
             return self.event("connect", |j| j.str("peer", peer));
         }
@@ -102,6 +114,9 @@ impl Report {
 
     /// A message and its uppercase form, tagged with the peer when several are connected.
     pub fn message(&mut self, peer: &str, tagged: bool, message: &[u8], upper: &[u8]) -> Result<()> {
+        if let Some(recording) = &self.recording {
+            recording.push(Seen::Message(message.to_vec()));
+        }
         if self.silent {
             return Ok(());
         }
@@ -132,6 +147,9 @@ impl Report {
 
     /// A peer went away: `Disconnected: ADDR`, with the reason unless it simply closed.
     pub fn disconnected(&mut self, peer: &str, reason: &Closed) -> Result<()> {
+        if let Some(recording) = &self.recording {
+            recording.push(Seen::Disconnected { peer: peer.to_string(), reason: reason.to_string() });
+        }
         if self.json {
             return self.event("disconnect", |j| j.str("peer", peer).str("reason", &reason.to_string()));
         }
@@ -281,56 +299,52 @@ impl Drop for Report {
     }
 }
 
-/// One JSON object under construction. Message bytes that are not UTF-8 are written lossily under
-/// their key and exactly, as lowercase hex, under `KEY_hex`: a reader takes `KEY_hex` when present.
-#[derive(Default)]
-pub struct Json {
-    text: String,
+/// One thing a server saw, as [`Report::recording`] keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Connected(String),
+    Message(Vec<u8>),
+    Disconnected { peer: String, reason: String },
 }
 
-impl Json {
-    fn key(&mut self, key: &str) {
-        self.text.push(if self.text.is_empty() { '{' } else { ',' });
-        escape_into(&mut self.text, key);
-        self.text.push(':');
-    }
+/// What a server running on another thread has seen so far, readable while it runs.
+#[derive(Clone, Default)]
+pub struct Recording(Arc<Mutex<Vec<Seen>>>);
 
-    /// A string field.
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        self.key(key);
-        escape_into(&mut self.text, value);
-        self
-    }
-
-    /// A message's bytes: the text, plus `KEY_hex` with the exact bytes when they are not UTF-8.
-    pub fn bytes(&mut self, key: &str, value: &[u8]) -> &mut Self {
-        match std::str::from_utf8(value) {
-            Ok(text) => self.str(key, text),
-            Err(_) => {
-                self.str(key, &String::from_utf8_lossy(value));
-                let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
-                self.str(&format!("{key}_hex"), &hex)
-            }
+impl Recording {
+    fn push(&self, seen: Seen) {
+        if let Ok(mut all) = self.0.lock() {
+            all.push(seen);
         }
     }
 
-    /// The object, closed.
-    pub fn finish(&self) -> String {
-        format!("{}}}", self.text)
+    /// Everything seen so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.0.lock().map(|all| all.clone()).unwrap_or_default()
     }
 
-    /// A whole-number field.
-    pub fn int(&mut self, key: &str, value: u64) -> &mut Self {
-        self.key(key);
-        let _ = write!(self.text, "{value}");
-        self
+    /// How many peers it has seen arrive.
+    pub fn connects(&self) -> usize {
+        self.seen().iter().filter(|s| matches!(s, Seen::Connected(_))).count()
     }
 
-    /// A number field, to the microsecond for times in seconds or milliseconds.
-    pub fn num(&mut self, key: &str, value: f64) -> &mut Self {
-        self.key(key);
-        let _ = write!(self.text, "{value:.6}");
-        self
+    /// The messages it has received, in order.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        self.seen()
+            .into_iter()
+            .filter_map(|s| match s {
+                Seen::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Why the first peer to leave left, once one has.
+    pub fn first_disconnect(&self) -> Option<String> {
+        self.seen().into_iter().find_map(|s| match s {
+            Seen::Disconnected { reason, .. } => Some(reason),
+            _ => None,
+        })
     }
 }
 
@@ -351,32 +365,6 @@ fn push_shown(line: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-fn escape_into(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn human(d: Duration) -> String {
-    if d < Duration::from_secs(1) { format!("{}ms", d.as_millis()) } else { format!("{:.1}s", d.as_secs_f64()) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,12 +376,5 @@ mod tests {
         assert_eq!(s.rtt_spread(), Some((ms(1), ms(3), ms(4))));
         assert_eq!(s.percentile(0.99), Some(ms(4)));
         assert_eq!(Summary::default().percentile(0.5), None);
-    }
-
-    #[test]
-    fn json_escapes_and_hex() {
-        let mut j = Json::default();
-        j.str("a", "q\"\\\n\u{1}").bytes("m", b"ok").bytes("x", b"\xff\x00");
-        assert_eq!(j.text, r#"{"a":"q\"\\\n\u0001","m":"ok","x":"�\u0000","x_hex":"ff00""#);
     }
 }

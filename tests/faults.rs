@@ -279,7 +279,7 @@ fn a_slow_reader_is_served_in_order_and_cannot_grow_the_server() {
 fn thousands_of_silent_connections_do_not_starve_a_normal_client() {
     const SILENT: usize = 2000;
     // Up to the hard limit (0: never asks to raise the hard limit itself).
-    let limit = netpair::server::raise_open_file_limit(0);
+    let limit = netpair::sys::raise_open_file_limit(0);
     assert!(limit >= SILENT as u64 + 100, "open-file limit {limit} is too low for {SILENT} connections (ulimit -Hn)");
     let server = Server::start(Proto::Tcp, &[]);
     let before = memory_kib(server.process.id(), "VmRSS");

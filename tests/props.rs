@@ -5,9 +5,9 @@ use std::io::{self, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use netpair::framing::{LineFramer, TooLong};
+use netpair::proto::Proto;
 use netpair::report::Report;
 use netpair::stdin::read_line;
-use netpair::transport::Proto;
 use netpair::upper::{MAX_GROWTH, upper};
 use proptest::prelude::*;
 use proptest::sample::Index;

@@ -143,7 +143,7 @@ impl Outcome {
 fn run(proto: Proto, load: &Load) -> Outcome {
     let needed = load.clients as u64 + 64;
     // Up to the hard limit (0: never asks to raise the hard limit itself).
-    let limit = netpair::server::raise_open_file_limit(0);
+    let limit = netpair::sys::raise_open_file_limit(0);
     assert!(limit >= needed, "open-file limit {limit} is below the {needed} this run needs (ulimit -Hn)");
     let server = Target::start(proto, load);
     let mut outcome = Outcome {

@@ -16,9 +16,11 @@ use hdrhistogram::Histogram;
 use mio::net::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
+use crate::config::Stop;
 use crate::error::{Error, Result, describe};
-use crate::mmsg::{self, RawAddr};
-use crate::transport::Proto;
+use crate::net::mmsg;
+use crate::proto::Proto;
+use crate::sys;
 
 /// Connects in flight per thread at once, so the server's listen backlog is never overrun.
 const CONNECT_BATCH: usize = 128;
@@ -36,15 +38,6 @@ const TIMER: Token = Token(usize::MAX);
 pub enum Target {
     Inet(SocketAddr),
     Path(PathBuf),
-}
-
-/// When the clients stop sending.
-#[derive(Clone, Copy, Debug)]
-pub enum Stop {
-    /// After this many messages per client, warm-up not counted.
-    Messages(u64),
-    /// After this long, warm-up not counted.
-    Duration(Duration),
 }
 
 /// What every client thread does, the same for all.
@@ -175,14 +168,6 @@ impl Default for Tally {
     fn default() -> Self {
         Tally::new()
     }
-}
-
-/// A CPU-time clock's reading (`CLOCK_THREAD_CPUTIME_ID` for the calling thread).
-pub fn cpu_time(clock: libc::clockid_t) -> Option<Duration> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime only writes the struct we pass; a stale clock id is an error, not UB.
-    let status = unsafe { libc::clock_gettime(clock, &mut ts) };
-    (status == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 /// Runs client thread `index`: connects its share of the clients, waits for the others, then
@@ -595,8 +580,8 @@ impl<'a> Worker<'a> {
             let now = Instant::now();
             if !measuring && now >= self.measure_start {
                 measuring = true;
-                cpu_start = cpu_time(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default();
-                self.tally.start = Some((self.measure_start, plan.server_clock.and_then(cpu_time)));
+                cpu_start = sys::thread_cpu_time();
+                self.tally.start = Some((self.measure_start, plan.server_clock.and_then(sys::cpu_time)));
             }
             if shared.interrupted.load(Ordering::Relaxed) && !interrupted {
                 interrupted = true;
@@ -676,9 +661,9 @@ impl<'a> Worker<'a> {
         shared.wrong.fetch_add(t.wrong - published.2, Ordering::Relaxed);
         let mut tally = std::mem::take(&mut self.tally);
         if measuring {
-            let cpu_end = cpu_time(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default();
+            let cpu_end = sys::thread_cpu_time();
             tally.cpu = cpu_end.saturating_sub(cpu_start);
-            tally.end = Some((Instant::now(), plan.server_clock.and_then(cpu_time)));
+            tally.end = Some((Instant::now(), plan.server_clock.and_then(sys::cpu_time)));
         }
         Ok(tally)
     }
@@ -744,11 +729,10 @@ impl<'a> Worker<'a> {
         let size = self.plan.size;
         let client = &mut self.clients[i];
         let mut rest = data;
-        let connected = RawAddr::none();
         if client.backlog.is_empty() {
             while !rest.is_empty() {
                 let sent = if rest.len() > size {
-                    mmsg::send_batch(client.sock.fd(), rest.chunks_exact(size).map(|datagram| (datagram, &connected)))
+                    mmsg::send_batch(client.sock.fd(), rest.chunks_exact(size).map(|datagram| (datagram, None)))
                 } else {
                     client.sock.write(rest).map(|_| 1)
                 };

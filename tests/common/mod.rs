@@ -26,7 +26,7 @@ pub fn served(stderr: &str) -> Option<(usize, usize)> {
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The four socket kinds, as `--proto` names them: the crate's own.
-pub use netpair::transport::Proto;
+pub use netpair::proto::Proto;
 
 /// A `Command` for the netpair binary under test.
 pub fn netpair(args: &[&str]) -> Command {

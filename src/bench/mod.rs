@@ -6,7 +6,6 @@ mod load;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::net::ToSocketAddrs;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -14,131 +13,24 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::cli::{BenchArgs, Cli, Common, LINE_MAX, Reply, ServerConfig, UDP_MAX};
-use crate::error::{Error, Result};
+use crate::config::{BenchConfig, ServerConfig, Stop};
+use crate::error::{Error, Result, exit};
 use crate::framing::Framing;
-use crate::report::{Json, Report};
-use crate::server::{Background, SocketDir, raise_open_file_limit};
-use crate::transport::{Endpoint, Proto};
+use crate::json::Json;
+use crate::net::SocketDir;
+use crate::proto::{Endpoint, Proto};
+use crate::report::Report;
+use crate::server::Background;
+use crate::sys::raise_open_file_limit;
+use crate::text::{grouped, nanos};
 
 use load::{Plan, Shared, Target};
-pub use load::{Stop, Tally};
+pub use load::{Tally, tag_len};
 
 /// A reply later than this is counted lost.
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// Files the process needs besides the sockets: poll instances, wakers, stdio, the binary's own.
 const SPARE_FILES: u64 = 64;
-/// The longest --duration or --warmup (and time between scheduled sends) taken.
-const MAX_RUN: Duration = Duration::from_secs(30 * 86_400);
-/// The most messages in flight per client.
-const MAX_WINDOW: usize = 1 << 16;
-
-/// Settings for `netpair bench`, checked.
-#[derive(Clone, Debug)]
-pub struct BenchConfig {
-    pub protos: Vec<Proto>,
-    pub host: String,
-    pub port: u16,
-    pub path: Option<PathBuf>,
-    /// Use the server already running there instead of one in-process.
-    pub connect: bool,
-    pub clients: usize,
-    pub stop: Stop,
-    pub size: usize,
-    pub window: usize,
-    /// Open loop: messages per second, all clients together.
-    pub rate: Option<f64>,
-    pub warmup: Duration,
-    pub threads: usize,
-    pub json: bool,
-}
-
-impl BenchConfig {
-    /// Checks the bench's flags together with the global ones.
-    pub fn new(cli: &Cli, args: &BenchArgs) -> Result<BenchConfig> {
-        let usage = |text: String| Err(Error::Usage(text));
-        let mut protos = cli.proto.clone();
-        protos.dedup();
-        if cli.framing != Framing::Line {
-            return usage("bench always frames stream messages by lines; drop --framing".into());
-        }
-        for (value, flag) in [(args.clients, "--clients"), (args.window, "--window"), (args.size, "--size")] {
-            if value == 0 {
-                return usage(format!("{flag} must be more than 0"));
-            }
-        }
-        let stop = match (args.messages, args.duration) {
-            (Some(0), _) => return usage("--messages must be more than 0".into()),
-            (Some(n), _) => Stop::Messages(n),
-            (None, Some(d)) if d.is_zero() => return usage("--duration must be more than 0".into()),
-            (None, Some(d)) => Stop::Duration(d),
-            (None, None) => Stop::Duration(Duration::from_secs(5)),
-        };
-        for (d, flag) in [(Some(args.warmup), "--warmup"), (args.duration, "--duration")] {
-            if d.is_some_and(|d| d > MAX_RUN) {
-                return usage(format!("{flag} is over {} days", MAX_RUN.as_secs() / 86_400));
-            }
-        }
-        if let Some(rate) = args.rate {
-            // Each client's time between sends must be a time this run can reach.
-            let every = Duration::try_from_secs_f64(args.clients as f64 / rate).ok().filter(|&d| d <= MAX_RUN);
-            if !(rate.is_finite() && rate > 0.0) || every.is_none() {
-                return usage(
-                    "--rate must be messages per second above 0, enough for each client to send within 30 days".into(),
-                );
-            }
-        }
-        if args.window > MAX_WINDOW {
-            return usage(format!("--window {} is over {MAX_WINDOW} messages in flight per client", args.window));
-        }
-        let tag = load::tag_len(args.clients);
-        if args.size < tag {
-            return usage(format!(
-                "--size {} is too small: with --clients {} each message needs {tag} bytes to name its client and number",
-                args.size, args.clients
-            ));
-        }
-        let datagrams = protos.iter().any(|p| !p.is_stream());
-        let ceiling = if datagrams { UDP_MAX } else { LINE_MAX };
-        if args.size > ceiling {
-            let why = if datagrams { "the largest UDP message" } else { "the server's line limit" };
-            return usage(format!("--size {} is over {why} ({ceiling} bytes)", args.size));
-        }
-        let unix = protos.iter().filter(|p| p.is_unix()).count();
-        if args.connect && unix > 0 && cli.path.is_none() {
-            return usage("--connect with --proto unix or unixgram needs --path SOCKET_FILE".into());
-        }
-        if args.connect && unix > 1 {
-            return usage("--connect can reach unix and unixgram only one at a time (one --path)".into());
-        }
-        if let Some(path) = &cli.path
-            && path.as_os_str().is_empty()
-        {
-            return usage("--path must not be empty".into());
-        }
-        let cores = thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = match args.threads {
-            Some(0) => return usage("--threads must be more than 0".into()),
-            Some(n) => n,
-            None => cores,
-        };
-        Ok(BenchConfig {
-            protos,
-            host: cli.host.clone(),
-            port: cli.port,
-            path: cli.path.clone(),
-            connect: args.connect,
-            clients: args.clients,
-            stop,
-            size: args.size,
-            window: args.window,
-            rate: args.rate,
-            warmup: args.warmup,
-            threads: threads.min(args.clients),
-            json: cli.json,
-        })
-    }
-}
 
 /// What one transport measured.
 struct Outcome {
@@ -187,7 +79,7 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
     let mut out = io::stdout();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
     let trouble = outcomes.iter().any(|o| o.tally.lost + o.tally.wrong + o.tally.failed > 0);
-    Ok(if trouble { crate::EXIT_LOST } else { 0 })
+    Ok(if trouble { exit::LOST } else { exit::OK })
 }
 
 fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, interrupted: &Arc<AtomicBool>) -> Result<Tally> {
@@ -277,14 +169,8 @@ fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<B
     } else {
         Endpoint::Inet { host: config.host.clone(), port: 0 }
     };
-    let max_message = if proto.is_stream() { LINE_MAX } else { UDP_MAX };
-    let server = ServerConfig {
-        common: Common { proto, endpoint, framing: Framing::Line, max_message, json: false, prompt: false },
-        reply: Reply::Upper,
-        once: false,
-        idle_timeout: None,
-        max_clients: config.clients + 64,
-    };
+    let mut server = ServerConfig::in_process(proto, endpoint, Framing::Line, config.clients + 64);
+    server.idle_timeout = None;
     Background::start(server, Report::discard(proto))
 }
 
@@ -484,39 +370,4 @@ fn json(config: &BenchConfig, outcomes: &[Outcome]) -> String {
     }
     out.push_str("}}\n");
     out
-}
-
-/// A time in nanoseconds, in the unit that reads best.
-fn nanos(n: u64) -> String {
-    match n {
-        0..1_000_000 => format!("{:.1} µs", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.3} ms", n as f64 / 1e6),
-        _ => format!("{:.3} s", n as f64 / 1e9),
-    }
-}
-
-/// 1234567 → "1,234,567".
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(1234567), "1,234,567");
-        assert_eq!(nanos(23_456), "23.5 µs");
-        assert_eq!(nanos(1_500_000), "1.500 ms");
-    }
 }

@@ -1,25 +1,29 @@
 //! The server's event loop: peers come and go; each message is printed with its uppercase form and
 //! answered by the reply policy; SIGINT/SIGTERM stop it after the replies already due are written.
 
+mod background;
+
+pub use background::Background;
+
 use std::collections::VecDeque;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use mio::Waker;
 
-use crate::cli::{Reply, ServerConfig};
-use crate::error::{Error, Result};
+use crate::config::{Reply, ServerConfig};
+use crate::error::{Result, describe};
 use crate::event_loop::{EventLoop, SIGNALS, WAKER};
 use crate::framing::Framing;
+use crate::net::{Event, PeerId, Settings, Transport};
+use crate::proto::Endpoint;
 use crate::report::Report;
 use crate::stdin::Input;
-use crate::transport::{Endpoint, Event, PeerId, Settings, Throttle, Transport};
+use crate::throttle::Throttle;
 use crate::upper::upper_into;
 
 /// How often idle peers are looked for.
@@ -103,6 +107,14 @@ impl Server {
         self.transport.local_name()
     }
 
+    /// Where clients reach this server: the configured endpoint with the port the OS gave for port 0.
+    pub fn endpoint(&self) -> Endpoint {
+        match (&self.config.common.endpoint, self.transport.local_addr()) {
+            (Endpoint::Inet { host, .. }, Some(bound)) => Endpoint::Inet { host: host.clone(), port: bound.port() },
+            (endpoint, _) => endpoint.clone(),
+        }
+    }
+
     /// A handle that stops this server from another thread.
     pub fn stopper(&self) -> Stopper {
         Stopper { flag: self.stop_flag.clone(), waker: self.stop_waker.clone() }
@@ -179,7 +191,7 @@ impl Server {
                     self.transport.recycle(message);
                 }
                 Event::NotSent { peer, reason } => {
-                    warn!("reply to {} not sent: {}", self.transport.peer_name(peer), crate::error::describe(&reason));
+                    warn!("reply to {} not sent: {}", self.transport.peer_name(peer), describe(&reason));
                 }
                 Event::Closed { peer, name, reason } => {
                     self.owed.retain(|&owed| owed != peer);
@@ -284,133 +296,5 @@ impl Server {
             }
         }
         Ok(())
-    }
-}
-
-/// Raises the open-file limit so that `want` files can be open, as far as this process may: the soft
-/// limit up to the hard one, and, when that is still short of `want`, the hard limit itself up to the
-/// kernel's ceiling (`/proc/sys/fs/nr_open`), which only root may do. Returns the soft limit in force.
-pub fn raise_open_file_limit(want: u64) -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-    }
-    if limit.rlim_max < want {
-        let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .unwrap_or(limit.rlim_max);
-        let target = want.min(ceiling);
-        if target > limit.rlim_max {
-            let raised = libc::rlimit { rlim_cur: target, rlim_max: target };
-            // SAFETY: as above. Without CAP_SYS_RESOURCE this fails with EPERM and changes nothing.
-            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-                return target;
-            }
-            debug!("cannot raise the hard open-file limit to {target}: {}", std::io::Error::last_os_error());
-        }
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit.rlim_cur = limit.rlim_max;
-        }
-    }
-    limit.rlim_cur
-}
-
-/// A private directory for the socket files of in-process runs (`compare`, `bench`), removed on drop.
-pub struct SocketDir(PathBuf);
-
-impl SocketDir {
-    /// Creates `$TMPDIR/netpair-PURPOSE-PID`.
-    pub fn new(purpose: &str) -> Result<SocketDir> {
-        let path = std::env::temp_dir().join(format!("netpair-{purpose}-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        Ok(SocketDir(path))
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// A path in it not handed out before, named after `what`.
-    pub fn fresh(&self, what: &str) -> PathBuf {
-        static COUNT: AtomicU32 = AtomicU32::new(0);
-        self.0.join(format!("{what}-{}.sock", COUNT.fetch_add(1, Ordering::Relaxed)))
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A server serving on a thread of this process, as `compare` and `bench` use one; stopped on drop.
-pub struct Background {
-    endpoint: Endpoint,
-    stopper: Stopper,
-    thread: Option<JoinHandle<Result<()>>>,
-}
-
-impl Background {
-    /// Binds `config` and serves on a new thread. The endpoint is the real bound one (port 0 resolved).
-    pub fn start(config: ServerConfig, report: Report) -> Result<Background> {
-        let endpoint = config.common.endpoint.clone();
-        let server = Server::bind(config, report, false)?;
-        let endpoint = match endpoint {
-            Endpoint::Inet { host, .. } => {
-                let bound = server.local_name();
-                let port = bound.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                Endpoint::Inet { host, port }
-            }
-            path => path,
-        };
-        let stopper = server.stopper();
-        let thread = thread::Builder::new()
-            .name("netpair-server".into())
-            .spawn(move || server.run(Box::new(std::io::empty())))
-            .map_err(|e| Error::io("starting the server thread", e))?;
-        Ok(Background { endpoint, stopper, thread: Some(thread) })
-    }
-
-    /// Where the server listens.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    /// The server thread's CPU-time clock, for `clock_gettime`.
-    pub fn cpu_clock(&self) -> Option<libc::clockid_t> {
-        use std::os::unix::thread::JoinHandleExt;
-        let thread = self.thread.as_ref()?;
-        let mut clock: libc::clockid_t = 0;
-        // SAFETY: the thread is alive until joined (we hold its handle); the call only writes `clock`.
-        let status = unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) };
-        (status == 0).then_some(clock)
-    }
-
-    /// Stops the server, waits for it, and returns how its run ended.
-    pub fn stop(mut self) -> Result<()> {
-        self.stopper.stop();
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(Error::io("the server thread", std::io::Error::other("it panicked"))),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.stopper.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -1,0 +1,245 @@
+//! `netpair compare`: the same conversation over every transport against in-process servers, and a
+//! table of what differed. Every cell is measured in the run that prints it.
+
+mod render;
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::client;
+use crate::config::{ClientConfig, Common, CompareConfig, LINE_MAX, ServerConfig, UDP_MAX};
+use crate::error::{Error, Result, describe};
+use crate::framing::Framing;
+use crate::net::{Plain, SocketDir, nobody_at};
+use crate::proto::{Endpoint, Proto};
+use crate::report::{Recording, Report, Summary};
+use crate::server::Background;
+
+/// Small writes sent back to back to see whether message boundaries survive.
+const BURST: usize = 200;
+/// Message sizes tried, smallest first, to find the largest that gets through intact.
+const SIZES: [usize; 6] = [1_000, 8_192, UDP_MAX, UDP_MAX + 1, LINE_MAX, LINE_MAX + 1];
+/// How long a probe waits for a reply that may never come.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Builds the conversation: the lines of `input`, or `messages` lines of `size` bytes.
+pub fn conversation(input: Option<&Path>, messages: usize, size: usize) -> Result<Vec<Vec<u8>>> {
+    if let Some(path) = input {
+        let text = std::fs::read(path).map_err(|e| Error::io(format!("cannot read --input {}", path.display()), e))?;
+        // Lines as the client reads them: the last line end closes a line, and `q` ends the conversation.
+        let text = text.strip_suffix(b"\n").unwrap_or(&text);
+        let lines: Vec<Vec<u8>> = text
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+            .take_while(|l| l != b"q")
+            .collect();
+        if text.is_empty() {
+            return Err(Error::Usage(format!("--input {} has no lines", path.display())));
+        }
+        if let Some((n, long)) = lines.iter().enumerate().find(|(_, l)| l.len() > UDP_MAX) {
+            return Err(Error::Usage(format!(
+                "--input line {} is {} bytes, over the largest UDP message ({UDP_MAX}); compare runs every transport",
+                n + 1,
+                long.len()
+            )));
+        }
+        return Ok(lines);
+    }
+    if size > UDP_MAX {
+        return Err(Error::Usage(format!(
+            "--size {size} is over the largest UDP message ({UDP_MAX} bytes); compare runs every transport"
+        )));
+    }
+    Ok((1..=messages).map(|n| numbered(n, size)).collect())
+}
+
+fn numbered(n: usize, size: usize) -> Vec<u8> {
+    let mut line = format!("message {n} ").into_bytes();
+    line.resize(size.max(line.len()), b'x');
+    line.truncate(size);
+    line
+}
+
+/// What one transport did.
+#[derive(Default)]
+struct Measured {
+    /// Whether the server saw the client before it sent anything.
+    seen_at_connect: bool,
+    summary: Summary,
+    burst_reads: usize,
+    burst_intact: bool,
+    largest_intact: usize,
+    first_refused: Option<(usize, String)>,
+    no_server: String,
+    no_server_after: Duration,
+    quit_seen: Option<String>,
+}
+
+/// Runs the comparison and prints the table (or one JSON document).
+pub fn run(config: &CompareConfig) -> Result<()> {
+    let dir = SocketDir::new("compare")?;
+    let mut results = Vec::new();
+    for proto in Proto::ALL {
+        results.push((proto, measure(proto, &config.lines, &dir)?));
+    }
+    let text = if config.json { render::json(&results) } else { render::table(&results, config.lines.len()) };
+    let mut out = io::stdout();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))
+}
+
+fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured> {
+    let mut m = Measured::default();
+
+    // Set-up: connect, send nothing, and see whether the server noticed.
+    let server = Running::start(proto, dir, Framing::Line)?;
+    let silent = server.open(None)?;
+    m.seen_at_connect = server.wait_for(|seen| seen.connects() > 0, Duration::from_millis(200));
+    drop(silent);
+    server.stop();
+
+    // The conversation, then what the server sees when the client leaves.
+    let server = Running::start(proto, dir, Framing::Line)?;
+    m.summary = server.converse(lines, Duration::from_secs(2), LINE_MAX)?;
+    let quit = server.wait_for(|seen| seen.first_disconnect().is_some(), Duration::from_millis(300));
+    m.quit_seen = quit.then(|| server.seen.first_disconnect().unwrap_or_default());
+    server.stop();
+
+    // Boundaries: a burst of small writes with raw framing.
+    let server = Running::start(proto, dir, Framing::Raw)?;
+    let sent: Vec<Vec<u8>> = (0..BURST).map(|n| format!("m{n:03};").into_bytes()).collect();
+    server.burst(&sent, dir)?;
+    let total: usize = sent.iter().map(Vec::len).sum();
+    server.wait_for(|seen| seen.messages().iter().map(Vec::len).sum::<usize>() >= total, Duration::from_secs(2));
+    let received = server.seen.messages();
+    m.burst_reads = received.len();
+    m.burst_intact = received == sent;
+    server.stop();
+
+    // Sizes: the largest message that comes back intact, and what stops the next one.
+    let server = Running::start(proto, dir, Framing::Line)?;
+    for size in SIZES {
+        let line = numbered(1, size);
+        match server.converse_once(&line) {
+            Ok(summary) if summary.received == 1 => m.largest_intact = size,
+            Ok(summary) if summary.not_sent > 0 => {
+                m.first_refused = Some((size, "too long (refused by the sending kernel)".into()));
+                break;
+            }
+            Ok(_) => {
+                m.first_refused = Some((size, format!("no reply in {} ms", PROBE_TIMEOUT.as_millis())));
+                break;
+            }
+            Err(err) => {
+                m.first_refused = Some((size, short_error(&err)));
+                break;
+            }
+        }
+    }
+    server.stop();
+
+    // Nobody listening.
+    let nobody = nobody_at(proto, dir).map_err(|e| Error::io("finding a free address", e))?;
+    let started = Instant::now();
+    let outcome = client::run(
+        client_config(proto, &nobody, LINE_MAX, PROBE_TIMEOUT),
+        quiet_report(proto),
+        Box::new(io::Cursor::new(b"hello\n".to_vec())),
+        false,
+    );
+    m.no_server_after = started.elapsed();
+    m.no_server = match outcome {
+        Err(err) => short_error(&err),
+        Ok(s) if s.lost > 0 => format!("silence: no reply within {}ms", PROBE_TIMEOUT.as_millis()),
+        Ok(_) => "a reply (something is listening)".into(),
+    };
+    Ok(m)
+}
+
+/// An error's last clause, the part that differs between transports.
+fn short_error(err: &Error) -> String {
+    match err {
+        Error::Connect { source, .. } if source.kind() == io::ErrorKind::ConnectionAborted => {
+            "server closed the connection".into()
+        }
+        Error::Connect { source, .. } | Error::Io { source, .. } => describe(source),
+        other => other.to_string(),
+    }
+}
+
+fn client_config(proto: Proto, endpoint: &Endpoint, max_message: usize, timeout: Duration) -> ClientConfig {
+    ClientConfig { common: Common::in_process(proto, endpoint.clone(), Framing::Line, max_message), timeout }
+}
+
+fn quiet_report(proto: Proto) -> Report {
+    Report::to(proto, true, false, Box::new(io::sink()), Box::new(io::sink()))
+}
+
+/// An in-process server, and what it has seen so far.
+struct Running {
+    proto: Proto,
+    endpoint: Endpoint,
+    seen: Recording,
+    server: Background,
+}
+
+impl Running {
+    fn start(proto: Proto, dir: &SocketDir, framing: Framing) -> Result<Running> {
+        let endpoint = if proto.is_unix() { Endpoint::Path(dir.fresh("server")) } else { Endpoint::loopback(0) };
+        let (report, seen) = Report::recording(proto);
+        let server = Background::start(ServerConfig::in_process(proto, endpoint, framing, 1024), report)?;
+        Ok(Running { proto, endpoint: server.endpoint().clone(), seen, server })
+    }
+
+    /// Waits until `done` holds for what the server has seen, at most `limit`; says whether it did.
+    fn wait_for(&self, done: impl Fn(&Recording) -> bool, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(&self.seen) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn converse(&self, lines: &[Vec<u8>], timeout: Duration, max_message: usize) -> Result<Summary> {
+        let mut input = Vec::new();
+        for line in lines {
+            input.extend_from_slice(line);
+            input.push(b'\n');
+        }
+        let config = client_config(self.proto, &self.endpoint, max_message, timeout);
+        client::run(config, quiet_report(self.proto), Box::new(io::Cursor::new(input)), false)
+    }
+
+    fn converse_once(&self, line: &[u8]) -> Result<Summary> {
+        // The client is let past its own checks, so that each transport's own limit shows.
+        self.converse(&[line.to_vec()], PROBE_TIMEOUT, 2 * LINE_MAX)
+    }
+
+    /// A plain socket to the server: connected where the kind has connections, sending nothing yet.
+    fn open(&self, own: Option<&Path>) -> Result<Plain> {
+        Plain::connect(self.proto, &self.endpoint, own)
+            .map_err(|e| Error::io(format!("connecting to {}", self.endpoint), e))
+    }
+
+    /// Sends `messages` back to back, as separate writes or datagrams, without reading replies.
+    fn burst(&self, messages: &[Vec<u8>], dir: &SocketDir) -> Result<()> {
+        // A datagram socket of its own address, so the server has somewhere to send its replies.
+        let own = dir.fresh("burst");
+        let mut sock = self.open(Some(&own))?;
+        messages
+            .iter()
+            .try_for_each(|m| sock.send(m))
+            .map_err(|e| Error::io(format!("sending a burst to {}", self.endpoint), e))
+    }
+
+    fn stop(self) {
+        // How the server ended is not a measurement: a failure here already showed in the cells.
+        let _ = self.server.stop();
+    }
+}

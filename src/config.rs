@@ -1,0 +1,127 @@
+//! The checked settings each command runs with: built by `cli` from the command line (or by
+//! `compare` and `bench` for their in-process servers), read by the commands. No I/O.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::framing::Framing;
+use crate::proto::{Endpoint, Proto};
+
+/// Largest UDP payload over IPv4 (65,535 − 20 − 8).
+pub const UDP_MAX: usize = 65_507;
+/// Default bound for a line on a stream.
+pub const LINE_MAX: usize = 1 << 20;
+
+/// The default `--max-message` for a socket kind: a line's bound on streams, a UDP payload's otherwise.
+pub fn default_max_message(proto: Proto) -> usize {
+    if proto.is_stream() { LINE_MAX } else { UDP_MAX }
+}
+
+/// The server's reply policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Reply with the message uppercased.
+    Upper,
+    /// Reply with the message unchanged.
+    Echo,
+    /// Reply with the next line read from stdin (the tutorial's server).
+    Stdin,
+}
+
+/// Where and how to talk: what the server and the client share.
+#[derive(Clone, Debug)]
+pub struct Common {
+    pub proto: Proto,
+    pub endpoint: Endpoint,
+    pub framing: Framing,
+    pub max_message: usize,
+    pub json: bool,
+    /// Print the tutorial's ` ? ` prompt before reading a line.
+    pub prompt: bool,
+}
+
+impl Common {
+    /// Settings for a run inside this process (`compare`, `bench`): no JSON on stdout, no prompt.
+    pub fn in_process(proto: Proto, endpoint: Endpoint, framing: Framing, max_message: usize) -> Common {
+        Common { proto, endpoint, framing, max_message, json: false, prompt: false }
+    }
+}
+
+/// Settings for `netpair server`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub common: Common,
+    pub reply: Reply,
+    pub once: bool,
+    /// Forget a peer silent for this long; `None` never does.
+    pub idle_timeout: Option<Duration>,
+    pub max_clients: usize,
+}
+
+impl ServerConfig {
+    /// An uppercasing server for `compare` and `bench`, at `endpoint` (port 0 for a free one), with the
+    /// kind's default message bound.
+    pub fn in_process(proto: Proto, endpoint: Endpoint, framing: Framing, max_clients: usize) -> ServerConfig {
+        ServerConfig {
+            common: Common::in_process(proto, endpoint, framing, default_max_message(proto)),
+            reply: Reply::Upper,
+            once: false,
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_clients,
+        }
+    }
+}
+
+/// Settings for `netpair client`.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub common: Common,
+    /// How long to wait for each reply.
+    pub timeout: Duration,
+}
+
+/// Settings for `netpair compare`.
+#[derive(Clone, Debug)]
+pub struct CompareConfig {
+    /// The conversation's lines.
+    pub lines: Vec<Vec<u8>>,
+    pub json: bool,
+}
+
+/// When the bench's clients stop sending.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stop {
+    /// After this many messages per client, warm-up not counted.
+    Messages(u64),
+    /// After this long, warm-up not counted.
+    Duration(Duration),
+}
+
+/// Settings for `netpair bench`, checked.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub protos: Vec<Proto>,
+    pub host: String,
+    pub port: u16,
+    pub path: Option<PathBuf>,
+    /// Use the server already running there instead of one in-process.
+    pub connect: bool,
+    pub clients: usize,
+    pub stop: Stop,
+    pub size: usize,
+    pub window: usize,
+    /// Open loop: messages per second, all clients together.
+    pub rate: Option<f64>,
+    pub warmup: Duration,
+    pub threads: usize,
+    pub json: bool,
+}
+
+/// A checked command line: what to run, and with what.
+#[derive(Debug)]
+pub enum Config {
+    Server(ServerConfig),
+    Client(ClientConfig),
+    Compare(CompareConfig),
+    Bench(BenchConfig),
+}

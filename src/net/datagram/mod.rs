@@ -1,0 +1,295 @@
+//! Datagram sockets, UDP and Unix: one message per datagram. A server answers every peer from one
+//! socket ([`DatagramServer`]); a client's socket is connected to its server ([`DatagramClient`]).
+//! What both do with the socket, its receive batch and its queue of datagrams to send is here.
+//!
+//! The epoll contract relied on: `recvmmsg` on mio's (edge-triggered) descriptor stops short only
+//! at an empty queue or an error, and every datagram that arrives after raises a new edge.
+
+mod client;
+mod server;
+
+pub use client::DatagramClient;
+pub use server::DatagramServer;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use log::warn;
+use mio::net::{UdpSocket, UnixDatagram};
+use mio::{Interest, Registry};
+use socket2::SockAddr;
+
+use super::mmsg::{self, Senders};
+use super::pool::Pool;
+use super::socket::SocketFile;
+use super::{HIGH_WATER, LOW_WATER, PeerId, SOCKET, Settings, interest};
+
+/// Datagrams read from one socket before the loop's other work gets a turn.
+const DATAGRAM_BUDGET: usize = 256;
+/// The most buffer space a datagram socket receives a batch into (`recvmmsg`).
+const DATAGRAM_BATCH_BYTES: usize = 2 << 20;
+/// The largest datagram buffer kept, whatever --max-message says (Linux's Unix datagrams stop near 200 KiB).
+const DATAGRAM_CEILING: usize = 4 << 20;
+/// Bytes of replies waiting to be sent past which new ones are dropped (a datagram may be).
+const QUEUE_MAX: usize = 4 * HIGH_WATER;
+
+/// A datagram socket, UDP or Unix.
+pub(super) enum Dgram {
+    Udp(UdpSocket),
+    Unix(UnixDatagram),
+}
+
+impl Dgram {
+    fn fd(&self) -> RawFd {
+        match self {
+            Dgram::Udp(s) => s.as_raw_fd(),
+            Dgram::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn borrowed(&self) -> BorrowedFd<'_> {
+        match self {
+            Dgram::Udp(s) => std::os::fd::AsFd::as_fd(s),
+            Dgram::Unix(s) => std::os::fd::AsFd::as_fd(s),
+        }
+    }
+
+    /// Sends on a connected socket.
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Dgram::Udp(s) => s.send(buf),
+            Dgram::Unix(s) => s.send(buf),
+        }
+    }
+
+    fn register(&mut self, registry: &Registry, interest: Interest) -> io::Result<()> {
+        match self {
+            Dgram::Udp(s) => registry.register(s, SOCKET, interest),
+            Dgram::Unix(s) => registry.register(s, SOCKET, interest),
+        }
+    }
+
+    fn reregister(&mut self, registry: &Registry, interest: Interest) -> io::Result<()> {
+        match self {
+            Dgram::Udp(s) => registry.reregister(s, SOCKET, interest),
+            Dgram::Unix(s) => registry.reregister(s, SOCKET, interest),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) {
+        let _ = match self {
+            Dgram::Udp(s) => registry.deregister(s),
+            Dgram::Unix(s) => registry.deregister(s),
+        };
+    }
+}
+
+/// A datagram peer's address, usable as a map key and as a destination.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(super) struct PeerKey(SockAddr);
+
+impl fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(addr) = self.0.as_socket() {
+            return write!(f, "{addr}");
+        }
+        if let Some(path) = self.0.as_pathname() {
+            return write!(f, "{}", path.display());
+        }
+        if let Some(name) = self.0.as_abstract_namespace() {
+            return write!(f, "@{}", String::from_utf8_lossy(name));
+        }
+        f.write_str("(unnamed)")
+    }
+}
+
+/// Room for a batch of received datagrams, `slot` bytes each, and their lengths.
+struct Inbox {
+    slots: Vec<u8>,
+    slot: usize,
+    lens: Vec<usize>,
+    max_message: usize,
+}
+
+impl Inbox {
+    fn new(max_message: usize) -> Inbox {
+        // One byte more than allowed, so an oversized datagram shows as one that filled its slot.
+        let slot = max_message.min(DATAGRAM_CEILING) + 1;
+        let batch = (DATAGRAM_BATCH_BYTES / slot).clamp(1, mmsg::BATCH);
+        // Zeroed pages are the kernel's until written: a batch of small datagrams costs a page each.
+        Inbox { slots: vec![0; slot * batch], slot, lens: vec![0; batch], max_message }
+    }
+
+    /// Receives at most `want` datagrams (and, given `from`, their senders); how many came.
+    fn recv(&mut self, sock: &Dgram, want: usize, from: Option<&mut Senders>) -> io::Result<usize> {
+        let want = want.min(self.lens.len());
+        mmsg::recv_batch(sock.fd(), &mut self.slots, self.slot, &mut self.lens[..want], from)
+    }
+
+    /// The most a call to [`Inbox::recv`] can take.
+    fn capacity(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// The `i`th datagram of the batch, or `Err(())` when it was over the bound (and cut short).
+    fn get(&self, i: usize) -> Result<&[u8], ()> {
+        let n = self.lens[i];
+        if n > self.max_message || n >= self.slot {
+            return Err(());
+        }
+        Ok(&self.slots[i * self.slot..][..n])
+    }
+}
+
+/// A datagram waiting to be sent, and whom it is for.
+struct Outgoing {
+    peer: PeerId,
+    /// None on a connected socket.
+    to: Option<SockAddr>,
+    datagram: Vec<u8>,
+}
+
+impl Outgoing {
+    /// What it counts for in the queue's bound: its bytes and its bookkeeping, so that even empty
+    /// datagrams fill the queue and pause reading.
+    fn cost(&self) -> usize {
+        self.datagram.len() + size_of::<Outgoing>()
+    }
+}
+
+/// Datagrams not sent yet, oldest first: a server sends a turn's replies together, at the end of the
+/// turn or as soon as a batch is full.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Outgoing>,
+    bytes: usize,
+    /// WRITABLE is asked for: the socket said it was full.
+    wants_write: bool,
+}
+
+impl Outbox {
+    /// Queues a datagram; gives it back when the queue is full.
+    fn offer(&mut self, outgoing: Outgoing) -> Result<(), Outgoing> {
+        if self.bytes + outgoing.cost() > QUEUE_MAX {
+            return Err(outgoing);
+        }
+        self.bytes += outgoing.cost();
+        self.queue.push_back(outgoing);
+        Ok(())
+    }
+
+    /// A full batch waits, and the socket has not said it is full: send now rather than at the turn's end.
+    fn batch_due(&self) -> bool {
+        !self.wants_write && (self.queue.len() >= mmsg::BATCH || self.bytes >= LOW_WATER)
+    }
+
+    /// Sends what waits, `per_call` datagrams per system call, until the queue is empty, the socket is
+    /// full (`Ok`; unless `drop_when_full`), or a datagram fails: that one is taken off the queue and
+    /// returned with its error, for the caller to deal with and call again.
+    fn send(&mut self, sock: &Dgram, per_call: usize, drop_when_full: bool) -> Option<(Outgoing, io::Error)> {
+        while !self.queue.is_empty() {
+            let batch = self.queue.iter().take(per_call).map(|o| (o.datagram.as_slice(), o.to.as_ref()));
+            match mmsg::send_batch(sock.fd(), batch) {
+                Ok(sent) => {
+                    for sent in self.queue.drain(..sent) {
+                        self.bytes -= sent.cost();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !drop_when_full => return None,
+                Err(e) => {
+                    // The first one failed: that datagram alone is given up.
+                    let failed = self.queue.pop_front()?;
+                    self.bytes -= failed.cost();
+                    return Some((failed, e));
+                }
+            }
+        }
+        None
+    }
+
+    /// Asks for WRITABLE while datagrams wait, and stops asking once they are gone.
+    fn watch(&mut self, sock: &mut Dgram, registry: &Registry) {
+        let wants_write = !self.queue.is_empty();
+        if wants_write != self.wants_write {
+            match sock.reregister(registry, interest(wants_write)) {
+                Ok(()) => self.wants_write = wants_write,
+                Err(e) => warn!("cannot watch the socket for writing: {e}"),
+            }
+        }
+    }
+}
+
+/// What a datagram server and client share: the socket, its buffers, and the reading state.
+struct Core {
+    sock: Dgram,
+    inbox: Inbox,
+    outbox: Outbox,
+    pool: Pool,
+    max_message: usize,
+    /// Backpressure: not reading while too many replies wait to be sent.
+    paused: bool,
+    /// Input is known to be waiting that no readiness event will announce again.
+    unread: bool,
+    stopped: bool,
+    socket_file: Option<SocketFile>,
+}
+
+impl Core {
+    fn new(settings: &Settings, sock: Dgram, socket_file: Option<SocketFile>) -> Core {
+        Core {
+            sock,
+            inbox: Inbox::new(settings.max_message),
+            outbox: Outbox::default(),
+            pool: Pool::default(),
+            max_message: settings.max_message,
+            paused: false,
+            unread: false,
+            stopped: false,
+            socket_file,
+        }
+    }
+
+    fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        self.sock.register(registry, Interest::READABLE)
+    }
+
+    /// After a send: WRITABLE asked for as needed, and reading resumed once the queue is short.
+    fn watch(&mut self, registry: &Registry) {
+        self.outbox.watch(&mut self.sock, registry);
+        if self.paused && self.outbox.bytes <= LOW_WATER {
+            self.paused = false;
+            self.unread = true;
+        }
+    }
+
+    /// Whether reading should stop for now, pausing when the queue is too long.
+    fn hold_back(&mut self) -> bool {
+        if self.outbox.bytes > HIGH_WATER {
+            // Leave datagrams in the kernel (which drops what it cannot hold) until the replies
+            // already owed are out.
+            self.paused = true;
+        }
+        self.paused || self.stopped
+    }
+
+    fn has_unread(&self) -> bool {
+        self.unread && !self.paused && !self.stopped
+    }
+
+    fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.sock {
+            Dgram::Udp(s) => s.local_addr().ok(),
+            Dgram::Unix(_) => None,
+        }
+    }
+
+    fn local_name(&self) -> String {
+        match &self.sock {
+            Dgram::Udp(s) => s.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Dgram::Unix(_) => self.socket_file.as_ref().map_or_else(String::new, |f| f.path().display().to_string()),
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! A datagram server: one socket, and a peer for every address it hears from until that peer has
+//! been silent for the idle timeout. Replies go out in batches at the end of each turn.
+
+use std::collections::HashMap;
+use std::io;
+use std::time::{Duration, Instant};
+
+use log::debug;
+use mio::Registry;
+
+use super::{Core, DATAGRAM_BUDGET, Dgram, Outgoing, PeerKey};
+use crate::error::describe;
+use crate::framing::strip_line_end;
+use crate::net::line_ends::LineEnds;
+use crate::net::mmsg::{self, Senders};
+use crate::net::slots::Slots;
+use crate::net::socket::SocketFile;
+use crate::net::{Closed, Event, PeerId, Settings};
+use crate::sys;
+use crate::text::count;
+use crate::throttle::Throttle;
+
+struct Peer {
+    key: PeerKey,
+    name: String,
+    /// The line ends its datagrams had, given back on the replies (as `nc -u` users expect).
+    line_ends: LineEnds,
+    /// The server still owes it replies: not forgotten when idle.
+    held: bool,
+    last_active: Instant,
+}
+
+/// The server side of a datagram socket.
+pub struct DatagramServer {
+    core: Core,
+    senders: Senders,
+    peers: Slots<Peer>,
+    by_key: HashMap<PeerKey, PeerId>,
+    max_peers: usize,
+    full: Throttle,
+    dropped: Throttle,
+    /// Replies not sent (too big, or the send queue full): throttled apart, so a flood of one kind of
+    /// drop never hides the other.
+    unsent: Throttle,
+}
+
+impl DatagramServer {
+    pub(in crate::net) fn new(settings: &Settings, sock: Dgram, socket_file: Option<SocketFile>) -> Self {
+        let core = Core::new(settings, sock, socket_file);
+        DatagramServer {
+            senders: Senders::new(core.inbox.capacity()),
+            core,
+            peers: Slots::new(),
+            by_key: HashMap::new(),
+            max_peers: settings.max_peers,
+            full: Throttle::default(),
+            dropped: Throttle::default(),
+            unsent: Throttle::default(),
+        }
+    }
+
+    pub(in crate::net) fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        self.core.register(registry)
+    }
+
+    pub(in crate::net) fn ready(&mut self, registry: &Registry, event: &mio::event::Event, out: &mut Vec<Event>) {
+        if event.is_writable() {
+            self.flush(registry, out);
+        }
+        if event.is_readable() || event.is_error() {
+            self.read(out);
+        }
+    }
+
+    fn read(&mut self, out: &mut Vec<Event>) {
+        self.core.unread = false;
+        let mut budget = DATAGRAM_BUDGET;
+        while budget > 0 {
+            if self.core.hold_back() {
+                return;
+            }
+            let want = self.core.inbox.capacity().min(budget);
+            let got = match self.core.inbox.recv(&self.core.sock, want, Some(&mut self.senders)) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // An unconnected socket's errors (a vanished peer's ICMP) never stop the server.
+                    debug!("receive failed: {e}");
+                    budget -= 1;
+                    continue;
+                }
+            };
+            budget -= got;
+            for i in 0..got {
+                self.take(i, out);
+            }
+            // A short batch: the queue is empty (see the module's epoll contract).
+            if got < want {
+                return;
+            }
+        }
+        self.core.unread = true;
+    }
+
+    /// Turns the `i`th datagram of the batch just received into a message from its sender.
+    fn take(&mut self, i: usize, out: &mut Vec<Event>) {
+        let Some(key) = self.senders.get(i) else {
+            self.dropped.warn(format_args!("datagram from a socket with no address dropped: no way to reply"));
+            return;
+        };
+        let Some(id) = self.peer_for(PeerKey(key), out) else { return };
+        let Some(peer) = self.peers.get_mut(id) else { return };
+        peer.last_active = Instant::now();
+        let Ok(datagram) = self.core.inbox.get(i) else {
+            let max = self.core.max_message;
+            self.dropped
+                .warn(format_args!("datagram of over {max} bytes from {} dropped (--max-message {max})", peer.name));
+            return;
+        };
+        let (body, line_end) = strip_line_end(datagram);
+        peer.line_ends.push(line_end);
+        out.push(Event::Message(id, self.core.pool.message(body)));
+    }
+
+    fn peer_for(&mut self, key: PeerKey, out: &mut Vec<Event>) -> Option<PeerId> {
+        if let Some(&id) = self.by_key.get(&key) {
+            return Some(id);
+        }
+        if self.peers.len() >= self.max_peers {
+            self.full.warn(format_args!(
+                "server full ({}, --max-clients): datagram from {key} dropped",
+                count(self.max_peers as u64, "peer")
+            ));
+            return None;
+        }
+        let id = self.peers.insert(Peer {
+            name: key.to_string(),
+            key: key.clone(),
+            line_ends: LineEnds::default(),
+            held: false,
+            last_active: Instant::now(),
+        });
+        self.by_key.insert(key, id);
+        out.push(Event::Connected(id));
+        Some(id)
+    }
+
+    pub(in crate::net) fn send(&mut self, id: PeerId, message: &[u8], out: &mut Vec<Event>) {
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
+        let line_end = peer.line_ends.pop();
+        let mut datagram = Vec::with_capacity(message.len() + line_end.len());
+        datagram.extend_from_slice(message);
+        datagram.extend_from_slice(line_end);
+        if datagram.len() > self.core.max_message {
+            // Never send more than a peer may send us: the reply cap that stops amplification.
+            self.unsent.warn(format_args!(
+                "reply of {} bytes to {} not sent: over --max-message {}",
+                datagram.len(),
+                peer.name,
+                self.core.max_message
+            ));
+            return;
+        }
+        let outgoing = Outgoing { peer: id, to: Some(peer.key.0.clone()), datagram };
+        if self.core.outbox.offer(outgoing).is_err() {
+            self.unsent.warn(format_args!("send queue full: reply to {} dropped", peer.name));
+            return;
+        }
+        if self.core.outbox.batch_due() {
+            self.send_queued(out);
+        }
+    }
+
+    /// Sends queued replies, a batch per system call, until the queue is empty or the socket full.
+    fn send_queued(&mut self, out: &mut Vec<Event>) {
+        // A Unix datagram server's send that would block waits on that one peer's full queue (it is
+        // not reading, and did not connect to the server), or on the server's own send buffer, which
+        // holds every reply its peers have not read yet (and the only limit for a peer that connected).
+        // Drop that reply, as a datagram may be dropped, rather than hold every other peer's replies
+        // behind peers that do not read.
+        let drop_when_full = matches!(self.core.sock, Dgram::Unix(_));
+        while let Some((failed, err)) = self.core.outbox.send(&self.core.sock, mmsg::BATCH, drop_when_full) {
+            self.send_error(failed.peer, err, out);
+        }
+    }
+
+    /// What a reply that could not be sent does to its peer.
+    fn send_error(&mut self, id: PeerId, err: io::Error, out: &mut Vec<Event>) {
+        if err.kind() == io::ErrorKind::WouldBlock {
+            let name = self.peer_name(id).to_string();
+            if sys::send_buffer_full(&self.core.sock.borrowed()) {
+                self.unsent.warn(format_args!(
+                    "send buffer full (peers have not read the replies it holds): reply to {name} dropped"
+                ));
+            } else {
+                self.unsent.warn(format_args!("{name} is not reading its replies (its queue is full): reply dropped"));
+            }
+        } else if err.raw_os_error() == Some(libc::EMSGSIZE) {
+            out.push(Event::NotSent { peer: id, reason: err });
+        } else {
+            // A peer that we cannot send to (its socket file gone, say) is gone.
+            debug!("reply to {} failed: {}", self.peer_name(id), describe(&err));
+            self.forget(id, Closed::Failed(err), out);
+        }
+    }
+
+    fn forget(&mut self, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
+        if let Some(peer) = self.peers.remove(id) {
+            self.by_key.remove(&peer.key);
+            out.push(Event::Closed { peer: id, name: peer.name, reason });
+        }
+    }
+
+    fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        self.send_queued(out);
+        self.core.watch(registry);
+    }
+
+    pub(in crate::net) fn flush_all(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        if !self.core.outbox.queue.is_empty() && !self.core.outbox.wants_write {
+            self.flush(registry, out);
+        }
+    }
+
+    pub(in crate::net) fn read_unread(&mut self, _registry: &Registry, out: &mut Vec<Event>) {
+        if self.core.unread {
+            self.read(out);
+        }
+    }
+
+    pub(in crate::net) fn has_unread(&self) -> bool {
+        self.core.has_unread()
+    }
+
+    pub(in crate::net) fn tick(&mut self, _registry: &Registry, idle: Option<Duration>, out: &mut Vec<Event>) {
+        let Some(idle) = idle else { return };
+        let now = Instant::now();
+        for id in self.peers.matching(|p| !p.held && now.duration_since(p.last_active) > idle) {
+            self.forget(id, Closed::Idle, out);
+        }
+    }
+
+    /// Says that `peer`'s message after the `earlier` ones it still awaits replies to gets no reply.
+    pub(in crate::net) fn unanswered(&mut self, id: PeerId, earlier: usize) {
+        if let Some(peer) = self.peers.get_mut(id) {
+            peer.line_ends.remove(earlier);
+        }
+    }
+
+    pub(in crate::net) fn hold(&mut self, id: PeerId, held: bool) {
+        if let Some(peer) = self.peers.get_mut(id) {
+            peer.held = held;
+        }
+    }
+
+    pub(in crate::net) fn recycle(&mut self, message: Vec<u8>) {
+        self.core.pool.give(message);
+    }
+
+    pub(in crate::net) fn stop_reading(&mut self, _registry: &Registry) {
+        self.core.stopped = true;
+    }
+
+    pub(in crate::net) fn has_output(&self) -> bool {
+        !self.core.outbox.queue.is_empty()
+    }
+
+    pub(in crate::net) fn peer_name(&self, id: PeerId) -> &str {
+        self.peers.get(id).map_or("(gone)", |p| p.name.as_str())
+    }
+
+    pub(in crate::net) fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub(in crate::net) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.core.local_addr()
+    }
+
+    pub(in crate::net) fn local_name(&self) -> String {
+        self.core.local_name()
+    }
+}

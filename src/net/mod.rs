@@ -1,0 +1,338 @@
+//! The network layer: sockets behind one enum. Stream sockets (TCP, Unix) are cut into messages by
+//! the framing; datagram sockets (UDP, Unix datagram) carry one message per datagram. The server and
+//! the client see only peers, messages and events; this file holds the one `match` between stream
+//! and datagram sockets.
+//!
+//! Every readiness handler follows mio's rules: drain until `WouldBlock` (or until the kind's own
+//! sign that the socket is empty, stated in `stream` and `datagram`), retry `Interrupted`, and take
+//! a spurious event for what it is. WRITABLE is asked for only while output waits.
+
+mod datagram;
+mod line_ends;
+pub mod mmsg;
+mod plain;
+mod pool;
+mod slots;
+mod socket;
+mod stream;
+
+pub use datagram::{DatagramClient, DatagramServer};
+pub use plain::{Plain, nobody_at};
+pub use socket::{SocketDir, SocketFile, resolve, udp_connected};
+pub use stream::Streams;
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+use crate::error::{Error, Result};
+use crate::framing::Framing;
+use crate::proto::{Endpoint, Proto};
+use datagram::Dgram;
+use socket::{Buffer, clear_stale_socket, deepen_backlog, first_ok, private_socket_path, widen_buffer};
+use stream::{Listener, Stream};
+
+/// How a transport is to behave, whichever its kind.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub proto: Proto,
+    pub framing: Framing,
+    pub max_message: usize,
+    /// Most peers at once (stream connections or datagram addresses).
+    pub max_peers: usize,
+}
+
+/// The token of the listening or datagram socket; event loops keep the tokens below `FIRST_PEER`
+/// that are not this one for themselves.
+pub const SOCKET: Token = Token(0);
+const FIRST_PEER: usize = 16;
+
+/// Reading from a peer stops while this much output to it waits, and resumes below `LOW_WATER`.
+const HIGH_WATER: usize = 256 * 1024;
+const LOW_WATER: usize = 64 * 1024;
+
+/// A peer: one stream connection, or one datagram address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerId {
+    slot: usize,
+    /// How many peers the slot had before this one: an id kept after its peer left (in a batch of
+    /// events, or a queue of owed replies) never reaches the next peer in the same slot.
+    generation: u32,
+}
+
+/// What happened on the sockets, in the order it happened.
+#[derive(Debug)]
+pub enum Event {
+    Connected(PeerId),
+    Message(PeerId, Vec<u8>),
+    Closed {
+        peer: PeerId,
+        name: String,
+        reason: Closed,
+    },
+    /// A datagram the kernel refused as too big (EMSGSIZE): not sent, and the peer is still there.
+    NotSent {
+        peer: PeerId,
+        reason: io::Error,
+    },
+}
+
+/// Why a peer went away.
+#[derive(Debug)]
+pub enum Closed {
+    /// The peer closed its side (stream) after every reply owed was sent.
+    ByPeer,
+    /// Nothing from the peer for the idle timeout.
+    Idle,
+    /// The peer sent a line over the size bound (stream only).
+    TooLong,
+    /// The socket failed: reset, refused, or another error.
+    Failed(io::Error),
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Closed::ByPeer => f.write_str("closed"),
+            Closed::Idle => f.write_str("idle timeout"),
+            Closed::TooLong => f.write_str("message too long"),
+            Closed::Failed(err) => f.write_str(&crate::error::describe(err)),
+        }
+    }
+}
+
+/// Runs `$body` with `$side` bound to whichever kind of transport `$self` is.
+macro_rules! either {
+    ($self:expr, $side:ident => $body:expr) => {
+        match $self {
+            Transport::Stream($side) => $body,
+            Transport::DatagramServer($side) => $body,
+            Transport::DatagramClient($side) => $body,
+        }
+    };
+}
+
+/// A server's or a client's sockets: streams (either side), or a datagram server or client.
+pub enum Transport {
+    Stream(Streams),
+    DatagramServer(DatagramServer),
+    DatagramClient(DatagramClient),
+}
+
+impl Transport {
+    /// Binds a server socket at `endpoint`.
+    pub fn listen(settings: &Settings, endpoint: &Endpoint) -> Result<Transport> {
+        let proto = settings.proto;
+        let named = |what: &dyn fmt::Display| format!("{proto} {what}");
+        Ok(match (proto, endpoint) {
+            (Proto::Tcp, Endpoint::Inet { host, port }) => {
+                let listener = first_ok(resolve(host, *port)?, named, TcpListener::bind)
+                    .map_err(|(what, source)| Error::Bind { what, source })?;
+                deepen_backlog(&listener);
+                Transport::Stream(Streams::new(settings, Some(Listener::Tcp(listener)), None))
+            }
+            (Proto::Udp, Endpoint::Inet { host, port }) => {
+                let sock = first_ok(resolve(host, *port)?, named, UdpSocket::bind)
+                    .map_err(|(what, source)| Error::Bind { what, source })?;
+                widen_buffer(&sock, Buffer::Receive);
+                Transport::DatagramServer(DatagramServer::new(settings, Dgram::Udp(sock), None))
+            }
+            (Proto::Unix, Endpoint::Path(path)) => {
+                clear_stale_socket(proto, path)?;
+                let listener =
+                    UnixListener::bind(path).map_err(|source| Error::Bind { what: named(&path.display()), source })?;
+                let file = SocketFile::bound(path);
+                deepen_backlog(&listener);
+                Transport::Stream(Streams::new(settings, Some(Listener::Unix(listener)), Some(file)))
+            }
+            (Proto::Unixgram, Endpoint::Path(path)) => {
+                clear_stale_socket(proto, path)?;
+                let sock =
+                    UnixDatagram::bind(path).map_err(|source| Error::Bind { what: named(&path.display()), source })?;
+                let file = SocketFile::bound(path);
+                // A Unix datagram stays charged to its sender until its receiver reads it: the send
+                // buffer is what all peers' unread replies together may hold.
+                widen_buffer(&sock, Buffer::Send);
+                Transport::DatagramServer(DatagramServer::new(settings, Dgram::Unix(sock), Some(file)))
+            }
+            _ => {
+                return Err(Error::Usage(format!("--proto {proto} does not go with {endpoint}")));
+            }
+        })
+    }
+
+    /// Connects a client to `endpoint`, trying every address a host name resolves to (streams)
+    /// within `timeout` each. The server is the transport's only peer, [`Transport::server`].
+    pub fn connect(settings: &Settings, endpoint: &Endpoint, timeout: Duration) -> Result<Transport> {
+        let proto = settings.proto;
+        let failed =
+            |what: String, source| Error::Connect { what: format!("cannot connect to {proto} {what}"), source };
+        Ok(match (proto, endpoint) {
+            (Proto::Tcp, Endpoint::Inet { host, port }) => {
+                let stream = first_ok(
+                    resolve(host, *port)?,
+                    |a| a.to_string(),
+                    |addr| std::net::TcpStream::connect_timeout(&addr, timeout),
+                )
+                .map_err(|(what, source)| failed(what, source))?;
+                let name = stream.peer_addr().map_or_else(|_| endpoint.to_string(), |a| a.to_string());
+                stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
+                Transport::Stream(Streams::client(settings, Stream::Tcp(TcpStream::from_std(stream)), name))
+            }
+            (Proto::Unix, Endpoint::Path(path)) => {
+                let name = path.display().to_string();
+                let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| failed(name.clone(), e))?;
+                stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
+                Transport::Stream(Streams::client(settings, Stream::Unix(UnixStream::from_std(stream)), name))
+            }
+            (Proto::Udp, Endpoint::Inet { host, port }) => {
+                // connect() on UDP always succeeds: the other addresses are tried when the first
+                // refuses (ICMP port unreachable) before any reply came.
+                let mut addrs = resolve(host, *port)?.into_iter();
+                let server =
+                    addrs.next().ok_or_else(|| failed(endpoint.to_string(), io::ErrorKind::NotFound.into()))?;
+                let sock = udp_connected(server).map_err(|e| failed(server.to_string(), e))?;
+                let mut side = DatagramClient::new(settings, Dgram::Udp(sock), server.to_string(), None);
+                side.set_fallback(addrs.collect());
+                Transport::DatagramClient(side)
+            }
+            (Proto::Unixgram, Endpoint::Path(path)) => {
+                let name = path.display().to_string();
+                let own = private_socket_path();
+                let sock =
+                    UnixDatagram::bind(&own).map_err(|e| failed(format!("{name} (binding {})", own.display()), e))?;
+                // From here the private path is removed on drop, whatever happens next.
+                let file = SocketFile::bound(&own);
+                let side = DatagramClient::new(settings, Dgram::Unix(sock), name.clone(), Some(file));
+                side.connect_to(path).map_err(|e| failed(name, e))?;
+                Transport::DatagramClient(side)
+            }
+            _ => {
+                return Err(Error::Usage(format!("--proto {proto} does not go with {endpoint}")));
+            }
+        })
+    }
+
+    /// Registers every socket with the event loop.
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        either!(self, side => side.register(registry))
+    }
+
+    /// True for the tokens this transport registered.
+    pub fn owns(token: Token) -> bool {
+        token == SOCKET || token.0 >= FIRST_PEER
+    }
+
+    /// Handles one readiness event for a token this transport owns, appending what happened to `out`.
+    pub fn ready(&mut self, registry: &Registry, event: &mio::event::Event, out: &mut Vec<Event>) {
+        either!(self, side => side.ready(registry, event, out))
+    }
+
+    /// Queues `message` for `peer`; it is written by [`Transport::flush`] at the latest.
+    pub fn send(&mut self, peer: PeerId, message: &[u8], out: &mut Vec<Event>) {
+        match self {
+            Transport::Stream(side) => side.send(peer, message, out),
+            Transport::DatagramServer(side) => side.send(peer, message, out),
+            Transport::DatagramClient(side) => side.send(message, out),
+        }
+    }
+
+    /// Writes what was queued and closes peers that are done: call after handling each batch of events.
+    pub fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        either!(self, side => side.flush_all(registry, out))
+    }
+
+    /// Says that `peer`'s message after the `earlier` ones it still awaits replies to will get no
+    /// reply, so that a datagram peer's later replies keep their own messages' line ends.
+    pub fn unanswered(&mut self, peer: PeerId, earlier: usize) {
+        if let Transport::DatagramServer(side) = self {
+            side.unanswered(peer, earlier);
+        }
+    }
+
+    /// Takes back a message's buffer once it has been handled, for a later message to reuse.
+    pub fn recycle(&mut self, message: Vec<u8>) {
+        either!(self, side => side.recycle(message))
+    }
+
+    /// Reads input that an earlier turn left unread (read budget spent, or reading resumed).
+    pub fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        either!(self, side => side.read_unread(registry, out))
+    }
+
+    /// True when input is known to be waiting that no readiness event will announce again.
+    pub fn has_unread(&self) -> bool {
+        either!(self, side => side.has_unread())
+    }
+
+    /// Forgets peers silent for longer than `idle`, and retries what waits on time.
+    pub fn tick(&mut self, registry: &Registry, idle: Option<Duration>, out: &mut Vec<Event>) {
+        either!(self, side => side.tick(registry, idle, out))
+    }
+
+    /// Keeps `peer` (or stops keeping it) past the end of its input and idle timeouts, while the
+    /// server still owes it replies that are not written yet (`--reply stdin`).
+    pub fn hold(&mut self, peer: PeerId, held: bool) {
+        match self {
+            Transport::Stream(side) => side.hold(peer, held),
+            Transport::DatagramServer(side) => side.hold(peer, held),
+            Transport::DatagramClient(_) => {}
+        }
+    }
+
+    /// Stops taking new peers and new input (shutdown): replies already queued are still written.
+    pub fn stop_reading(&mut self, registry: &Registry) {
+        either!(self, side => side.stop_reading(registry))
+    }
+
+    /// True while any reply is waiting to be written or, on TCP, to be acknowledged by its peer.
+    pub fn has_output(&self) -> bool {
+        either!(self, side => side.has_output())
+    }
+
+    /// How a peer is named in output.
+    pub fn peer_name(&self, peer: PeerId) -> &str {
+        either!(self, side => side.peer_name(peer))
+    }
+
+    /// Peers known now.
+    pub fn peer_count(&self) -> usize {
+        either!(self, side => side.peer_count())
+    }
+
+    /// The address this side is bound to, as `Listening on` shows it.
+    pub fn local_name(&self) -> String {
+        either!(self, side => side.local_name())
+    }
+
+    /// The IP address and port this side is bound to (none for Unix sockets).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        either!(self, side => side.local_addr())
+    }
+
+    /// A client's one peer: the server.
+    pub fn server() -> PeerId {
+        PeerId { slot: 0, generation: 0 }
+    }
+
+    /// Streams deliver replies in order and never lose one; datagrams may do either.
+    pub fn is_ordered(&self) -> bool {
+        matches!(self, Transport::Stream(_))
+    }
+}
+
+/// Always readable; writable too only while output waits, so an idle socket costs no wake-ups.
+fn interest(wants_write: bool) -> Interest {
+    if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE }
+}
+
+fn token(id: PeerId) -> Token {
+    Token(FIRST_PEER + id.slot)
+}
+
+fn slot_of(token: Token) -> usize {
+    token.0 - FIRST_PEER
+}

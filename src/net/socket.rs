@@ -1,0 +1,190 @@
+//! Opening sockets: name resolution, the socket options netpair sets, and the files that name Unix
+//! sockets (a stale one cleared, a live one never taken, each removed by the process that made it).
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use log::{debug, info};
+use mio::net::UdpSocket;
+use rustix::net::sockopt;
+
+use crate::error::{Error, Result};
+use crate::proto::Proto;
+
+/// Every address `host` names, or a clear error.
+pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> =
+        (host, port).to_socket_addrs().map_err(|source| Error::Resolve { host: host.to_string(), source })?.collect();
+    if addrs.is_empty() {
+        return Err(Error::Resolve { host: host.to_string(), source: io::ErrorKind::NotFound.into() });
+    }
+    Ok(addrs)
+}
+
+/// Tries `attempt` on each address in turn; on failure, the first failing address and its error.
+pub(super) fn first_ok<T>(
+    addrs: Vec<SocketAddr>,
+    name: impl Fn(&dyn fmt::Display) -> String,
+    mut attempt: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> std::result::Result<T, (String, io::Error)> {
+    let mut first_err = None;
+    for addr in addrs {
+        match attempt(addr) {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                debug!("{}: {e}", name(&addr));
+                first_err.get_or_insert((name(&addr), e));
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| (String::new(), io::ErrorKind::NotFound.into())))
+}
+
+/// A non-blocking UDP socket of the address's family, connected to it: a client's, so that the
+/// kernel keeps other senders' datagrams out and reports an ICMP refusal as an error.
+pub fn udp_connected(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let local: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let sock = UdpSocket::bind(local)?;
+    sock.connect(addr)?;
+    Ok(sock)
+}
+
+/// What a datagram server asks of the kernel for its receive queue (UDP) or its send buffer (Unix),
+/// which Linux doubles: room for a datagram from or to each of 10,000 clients at once, where the
+/// default (net.core.rmem_default and wmem_default, about 200 KiB) holds a few hundred.
+const DATAGRAM_BUFFER: usize = 8 << 20;
+
+/// Which of a socket's buffers [`widen_buffer`] widens.
+pub(super) enum Buffer {
+    Receive,
+    Send,
+}
+
+/// Widens a socket buffer to [`DATAGRAM_BUFFER`]: past net.core.rmem_max or wmem_max where this
+/// process may (CAP_NET_ADMIN), else as far as that maximum.
+pub(super) fn widen_buffer(sock: &impl AsFd, which: Buffer) {
+    let widened = match which {
+        Buffer::Receive => sockopt::set_socket_recv_buffer_size_force(sock, DATAGRAM_BUFFER)
+            .or_else(|_| sockopt::set_socket_recv_buffer_size(sock, DATAGRAM_BUFFER)),
+        Buffer::Send => sockopt::set_socket_send_buffer_size_force(sock, DATAGRAM_BUFFER)
+            .or_else(|_| sockopt::set_socket_send_buffer_size(sock, DATAGRAM_BUFFER)),
+    };
+    if let Err(e) = widened {
+        debug!("cannot widen a socket buffer: {e}");
+    }
+}
+
+/// Lets a burst of thousands of connects wait in the kernel instead of being dropped
+/// (mio listens with a backlog of 1024; the kernel caps this at net.core.somaxconn).
+pub(super) fn deepen_backlog(listener: &impl AsFd) {
+    // listen(2) on a socket that is already listening only changes its backlog.
+    if let Err(e) = rustix::net::listen(listener, 4096) {
+        debug!("cannot deepen the listen backlog: {e}");
+    }
+}
+
+/// A descriptor to hold in reserve, given up to turn a client away when accept runs out of them.
+pub(super) fn spare_file() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// A Unix socket's file, removed when dropped, but only while it is still the file this process
+/// made (the same device and inode): never another server's that has taken the path since.
+pub struct SocketFile {
+    path: PathBuf,
+    made: Option<(u64, u64)>,
+}
+
+impl SocketFile {
+    /// Takes charge of the socket file just bound at `path`.
+    pub fn bound(path: &Path) -> SocketFile {
+        let made = std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        SocketFile { path: path.to_path_buf(), made }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let now = std::fs::symlink_metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        if now.is_some() && now == self.made {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes a socket file left by a dead server; refuses to touch a live one or anything not a socket.
+pub(super) fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
+    let what = format!("{proto} {}", path.display());
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Bind { what, source }),
+    };
+    if !meta.file_type().is_socket() {
+        let source =
+            io::Error::new(io::ErrorKind::AlreadyExists, "the file exists and is not a socket; not removing it");
+        return Err(Error::Bind { what, source });
+    }
+    let probe = if proto.is_stream() {
+        std::os::unix::net::UnixStream::connect(path).map(drop)
+    } else {
+        std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(path))
+    };
+    match probe {
+        Ok(()) => Err(Error::Bind {
+            what,
+            source: io::Error::new(io::ErrorKind::AddrInUse, "another server is listening there"),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            info!("removing stale socket file {} (no server behind it)", path.display());
+            std::fs::remove_file(path).map_err(|source| Error::Bind { what, source })
+        }
+        Err(source) => Err(Error::Bind { what, source }),
+    }
+}
+
+/// A fresh path for a Unix datagram client's own socket, which the server replies to.
+pub(super) fn private_socket_path() -> PathBuf {
+    static COUNT: AtomicU32 = AtomicU32::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("netpair-client-{}-{n}.sock", std::process::id()))
+}
+
+/// A private directory for the socket files of in-process runs (`compare`, `bench`), removed on drop.
+pub struct SocketDir(PathBuf);
+
+impl SocketDir {
+    /// Creates `$TMPDIR/netpair-PURPOSE-PID`.
+    pub fn new(purpose: &str) -> Result<SocketDir> {
+        let path = std::env::temp_dir().join(format!("netpair-{purpose}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        Ok(SocketDir(path))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path in it not handed out before, named after `what`.
+    pub fn fresh(&self, what: &str) -> PathBuf {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        self.0.join(format!("{what}-{}.sock", COUNT.fetch_add(1, Ordering::Relaxed)))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,559 @@
+//! Stream sockets, TCP and Unix: a listener and its connections (server) or one connection (client),
+//! each cut into messages by the framing, with output buffered until the socket takes it.
+//!
+//! The epoll contract relied on (edge-triggered, as mio registers): a read shorter than the buffer,
+//! on an event that reported no close or error, has emptied the socket, so the read that would only
+//! say WouldBlock is skipped; anything arriving later raises a new edge.
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+use super::pool::Pool;
+use super::slots::Slots;
+use super::socket::{SocketFile, spare_file};
+use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, SOCKET, Settings, interest, slot_of, token};
+use crate::error::describe;
+use crate::framing::{Framing, LineFramer};
+use crate::sys;
+use crate::text::count;
+use crate::throttle::Throttle;
+
+/// Bytes read from one connection before others get a turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// What a connection's output buffer keeps once empty: enough for a few ordinary replies, so a talkative
+/// peer does not allocate for each, while an idle one holds no more than this.
+const KEEP_CAPACITY: usize = 4 * 1024;
+
+pub(super) enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Accepts one connection: its socket and the peer's name ("" for an unnamed Unix peer).
+    fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, addr)| {
+                let _ = s.set_nodelay(true);
+                (Stream::Tcp(s), addr.to_string())
+            }),
+            Listener::Unix(l) => l.accept().map(|(s, addr)| {
+                let name = addr.as_pathname().map(|p| p.display().to_string());
+                (Stream::Unix(s), name.unwrap_or_default())
+            }),
+        }
+    }
+}
+
+/// One connected stream socket, TCP or Unix.
+pub(super) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Bytes written that the peer has not acknowledged yet (TCP). Closing a socket with input unread
+    /// sends a reset and throws these away, so a stopping server waits for them. A Unix stream hands
+    /// data straight to the peer's queue, where it outlives our socket.
+    fn unacked(&self) -> usize {
+        match self {
+            Stream::Tcp(s) => sys::unsent(s),
+            Stream::Unix(_) => 0,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interest),
+            Stream::Unix(s) => s.register(registry, token, interest),
+        }
+    }
+
+    fn reregister(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interest),
+            Stream::Unix(s) => s.reregister(registry, token, interest),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}
+
+/// A stream connection and what is buffered for it.
+struct Conn {
+    sock: Stream,
+    name: String,
+    framer: LineFramer,
+    output: Vec<u8>,
+    written: usize,
+    wants_write: bool,
+    paused: bool,
+    eof: bool,
+    dirty: bool,
+    /// Listed in `Streams::unread`; once only, or each turn would read it once more than the last.
+    unread: bool,
+    /// The server still owes it replies (`--reply stdin`): kept past end of input and idle timeouts.
+    held: bool,
+    last_active: Instant,
+}
+
+impl Conn {
+    fn new(sock: Stream, name: String, max_message: usize) -> Self {
+        Conn {
+            sock,
+            name,
+            framer: LineFramer::new(max_message),
+            output: Vec::new(),
+            written: 0,
+            wants_write: false,
+            paused: false,
+            eof: false,
+            dirty: false,
+            unread: false,
+            held: false,
+            last_active: Instant::now(),
+        }
+    }
+
+    fn unwritten(&self) -> usize {
+        self.output.len() - self.written
+    }
+}
+
+/// The stream side: a listener and its connections (server), or one connection (client).
+pub struct Streams {
+    listener: Option<Listener>,
+    conns: Slots<Conn>,
+    framing: Framing,
+    max_message: usize,
+    max_peers: usize,
+    scratch: Vec<u8>,
+    pool: Pool,
+    dirty: Vec<PeerId>,
+    unread: Vec<PeerId>,
+    accept_paused: bool,
+    /// Shutting down: no more reading, from anyone, whatever backpressure would allow.
+    stopped: bool,
+    accepted: u64,
+    /// A descriptor held only to be given up when accept runs out of them (see `turn_away_one`).
+    spare: Option<std::fs::File>,
+    socket_file: Option<SocketFile>,
+    full: Throttle,
+}
+
+impl Streams {
+    pub(super) fn new(settings: &Settings, listener: Option<Listener>, socket_file: Option<SocketFile>) -> Self {
+        let read_size = match settings.framing {
+            Framing::Line => 64 * 1024,
+            Framing::Raw => settings.max_message.min(64 * 1024),
+        };
+        Streams {
+            spare: listener.as_ref().and_then(|_| spare_file()),
+            listener,
+            conns: Slots::new(),
+            framing: settings.framing,
+            max_message: settings.max_message,
+            max_peers: settings.max_peers,
+            scratch: vec![0; read_size],
+            pool: Pool::default(),
+            dirty: Vec::new(),
+            unread: Vec::new(),
+            accept_paused: false,
+            stopped: false,
+            accepted: 0,
+            socket_file,
+            full: Throttle::default(),
+        }
+    }
+
+    pub(super) fn client(settings: &Settings, sock: Stream, name: String) -> Self {
+        if let Stream::Tcp(s) = &sock {
+            let _ = s.set_nodelay(true);
+        }
+        let mut side = Streams::new(settings, None, None);
+        side.conns.insert(Conn::new(sock, name, settings.max_message));
+        side
+    }
+
+    pub(super) fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        match &mut self.listener {
+            Some(Listener::Tcp(l)) => registry.register(l, SOCKET, Interest::READABLE)?,
+            Some(Listener::Unix(l)) => registry.register(l, SOCKET, Interest::READABLE)?,
+            None => {}
+        }
+        for id in self.conns.ids() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                registry.register(&mut conn.sock, token(id), Interest::READABLE)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn ready(&mut self, registry: &Registry, event: &mio::event::Event, out: &mut Vec<Event>) {
+        if event.token() == SOCKET {
+            self.accept(registry, out);
+            return;
+        }
+        // A late event for a slot whose peer is gone (or replaced) finds nothing, or the new peer,
+        // whose readiness it then really is.
+        let Some(id) = self.conns.at(slot_of(event.token())) else { return };
+        if event.is_writable() {
+            self.flush(registry, id, out);
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read(registry, id, out, !(event.is_read_closed() || event.is_error()));
+        }
+    }
+
+    fn accept(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (mut sock, mut name) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) =>
+                {
+                    if e.raw_os_error() == Some(libc::EMFILE) && self.turn_away_one() {
+                        continue;
+                    }
+                    // The connection stays in the backlog; try again on the next tick rather than spin.
+                    self.full
+                        .warn(format_args!("cannot accept: {} (raise ulimit -n or lower --max-clients)", describe(&e)));
+                    self.accept_paused = true;
+                    return;
+                }
+                Err(e) => {
+                    debug!("accept failed: {e}");
+                    continue;
+                }
+            };
+            self.accepted += 1;
+            if name.is_empty() {
+                name = format!("peer#{}", self.accepted);
+            }
+            if self.conns.len() >= self.max_peers {
+                self.full.warn(format_args!(
+                    "server full ({}, --max-clients): turned away {name}",
+                    count(self.max_peers as u64, "client")
+                ));
+                let _ = sock.write(
+                    format!("netpair: server full ({}); try again later\n", count(self.max_peers as u64, "client"))
+                        .as_bytes(),
+                );
+                continue;
+            }
+            let id = self.conns.insert(Conn::new(sock, name, self.max_message));
+            let conn = self.conns.get_mut(id).expect("just inserted");
+            if let Err(e) = registry.register(&mut conn.sock, token(id), Interest::READABLE) {
+                warn!("cannot watch connection from {}: {e}", conn.name);
+                self.conns.remove(id);
+                continue;
+            }
+            out.push(Event::Connected(id));
+        }
+    }
+
+    /// Out of file descriptors: gives up the spare one to accept a waiting client, tells it the server is
+    /// full and closes it, so clients are turned away with a reason instead of hanging in the backlog.
+    /// False when there is no spare or the accept fails anyway.
+    fn turn_away_one(&mut self) -> bool {
+        let (Some(listener), Some(spare)) = (&self.listener, self.spare.take()) else {
+            return false;
+        };
+        drop(spare);
+        let turned_away = match listener.accept() {
+            Ok((mut sock, name)) => {
+                self.full.warn(format_args!(
+                    "out of open files (ulimit -n): turned away {}",
+                    if name.is_empty() { "a client" } else { &name }
+                ));
+                let _ = sock.write(b"netpair: server full (out of open files); try again later\n");
+                true
+            }
+            Err(_) => false,
+        };
+        self.spare = spare_file();
+        turned_away
+    }
+
+    /// Reads what `id` sent. `short_read_drains`: the readiness event said nothing of a close or an
+    /// error, so a read shorter than the buffer has emptied the socket (epoll(7)) and the read that
+    /// would only say WouldBlock can be skipped: one system call fewer per message.
+    fn read(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>, short_read_drains: bool) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.paused || conn.eof || self.stopped {
+            return;
+        }
+        let mut budget = READ_BUDGET;
+        let mut failed = None;
+        loop {
+            if conn.unwritten() > HIGH_WATER {
+                // Backpressure: this peer is not reading its replies, so stop reading its messages.
+                debug!("pausing {}: {} bytes of replies unread", conn.name, conn.unwritten());
+                conn.paused = true;
+                break;
+            }
+            if budget == 0 {
+                if !std::mem::replace(&mut conn.unread, true) {
+                    self.unread.push(id);
+                }
+                break;
+            }
+            let n = match conn.sock.read(&mut self.scratch) {
+                Ok(0) => {
+                    conn.eof = true;
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    failed = Some(Closed::Failed(e));
+                    break;
+                }
+            };
+            budget = budget.saturating_sub(n);
+            conn.last_active = Instant::now();
+            let drained = short_read_drains && n < self.scratch.len();
+            let data = &self.scratch[..n];
+            match self.framing {
+                Framing::Raw => out.push(Event::Message(id, self.pool.message(data))),
+                Framing::Line => {
+                    let pool = &mut self.pool;
+                    let pushed = conn.framer.push(data, |line| out.push(Event::Message(id, pool.message(line))));
+                    if let Err(too_long) = pushed {
+                        warn!(
+                            "{} sent a line of {}+ bytes, over --max-message {}; closing it",
+                            conn.name, too_long.seen, self.max_message
+                        );
+                        failed = Some(Closed::TooLong);
+                        break;
+                    }
+                }
+            }
+            if drained {
+                break;
+            }
+        }
+        if let Some(reason) = failed {
+            self.close(registry, id, reason, out);
+            return;
+        }
+        if conn.eof {
+            if let Some(rest) = conn.framer.finish() {
+                out.push(Event::Message(id, rest));
+            }
+            // Closed once every reply owed has been written (see flush).
+            self.mark_dirty(id);
+        }
+    }
+
+    pub(super) fn send(&mut self, id: PeerId, message: &[u8], _out: &mut Vec<Event>) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            debug!("reply to a peer already gone dropped");
+            return;
+        };
+        if self.framing == Framing::Raw && message.is_empty() {
+            debug!("empty reply to {} not sent: a raw stream cannot carry an empty message", conn.name);
+            return;
+        }
+        conn.output.extend_from_slice(message);
+        if self.framing == Framing::Line {
+            conn.output.push(b'\n');
+        }
+        self.mark_dirty(id);
+    }
+
+    pub(super) fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(conn) = self.conns.get_mut(id)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    pub(super) fn flush_all(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        while let Some(id) = self.dirty.pop() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.dirty = false;
+                self.flush(registry, id, out);
+            }
+        }
+    }
+
+    pub(super) fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        for id in std::mem::take(&mut self.unread) {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.unread = false;
+                self.read(registry, id, out, false);
+            }
+        }
+    }
+
+    fn flush(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        while conn.unwritten() > 0 {
+            match conn.sock.write(&conn.output[conn.written..]) {
+                Ok(0) => {
+                    return self.close(registry, id, Closed::Failed(io::ErrorKind::WriteZero.into()), out);
+                }
+                Ok(n) => {
+                    conn.written += n;
+                    conn.last_active = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.close(registry, id, Closed::Failed(e), out),
+            }
+        }
+        if conn.unwritten() == 0 {
+            conn.output.clear();
+            conn.written = 0;
+            if conn.output.capacity() > KEEP_CAPACITY {
+                conn.output = Vec::new();
+            }
+            if conn.eof && !conn.held {
+                return self.close(registry, id, Closed::ByPeer, out);
+            }
+        } else if conn.written >= conn.unwritten() {
+            // A reader that keeps up only partly never lets the buffer empty: drop what was written
+            // (moving no more bytes than were written since the last time) or it grows without end.
+            conn.output.drain(..conn.written);
+            conn.written = 0;
+        }
+        // Ask for WRITABLE only while output waits, so an idle connection costs no wake-ups.
+        let wants_write = conn.unwritten() > 0;
+        if wants_write != conn.wants_write {
+            if let Err(e) = registry.reregister(&mut conn.sock, token(id), interest(wants_write)) {
+                return self.close(registry, id, Closed::Failed(e), out);
+            }
+            conn.wants_write = wants_write;
+        }
+        if conn.paused && !self.stopped && conn.unwritten() <= LOW_WATER {
+            debug!("resuming {}", conn.name);
+            conn.paused = false;
+            if !std::mem::replace(&mut conn.unread, true) {
+                self.unread.push(id);
+            }
+        }
+    }
+
+    fn close(&mut self, registry: &Registry, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
+        if let Some(mut conn) = self.conns.remove(id) {
+            let _ = registry.deregister(&mut conn.sock);
+            out.push(Event::Closed { peer: id, name: conn.name, reason });
+        }
+    }
+
+    pub(super) fn has_unread(&self) -> bool {
+        !self.unread.is_empty()
+    }
+
+    pub(super) fn tick(&mut self, registry: &Registry, idle: Option<Duration>, out: &mut Vec<Event>) {
+        if std::mem::take(&mut self.accept_paused) {
+            self.accept(registry, out);
+        }
+        let Some(idle) = idle else { return };
+        let now = Instant::now();
+        // Idle: nothing read from it and nothing written to it (a peer that stopped reading too).
+        for id in self.conns.matching(|c| !c.held && now.duration_since(c.last_active) > idle) {
+            self.close(registry, id, Closed::Idle, out);
+        }
+    }
+
+    pub(super) fn stop_reading(&mut self, registry: &Registry) {
+        match self.listener.take() {
+            Some(Listener::Tcp(mut l)) => drop(registry.deregister(&mut l)),
+            Some(Listener::Unix(mut l)) => drop(registry.deregister(&mut l)),
+            None => {}
+        }
+        self.stopped = true;
+        self.unread.clear();
+    }
+
+    pub(super) fn has_output(&self) -> bool {
+        self.conns.iter().any(|(_, c)| c.unwritten() > 0 || c.sock.unacked() > 0)
+    }
+
+    pub(super) fn peer_name(&self, id: PeerId) -> &str {
+        self.conns.get(id).map_or("(gone)", |c| c.name.as_str())
+    }
+
+    pub(super) fn peer_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub(super) fn local_name(&self) -> String {
+        match &self.listener {
+            Some(Listener::Tcp(l)) => l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Some(Listener::Unix(_)) => {
+                self.socket_file.as_ref().map_or_else(String::new, |f| f.path().display().to_string())
+            }
+            None => String::new(),
+        }
+    }
+
+    pub(super) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.listener {
+            Some(Listener::Tcp(l)) => l.local_addr().ok(),
+            _ => None,
+        }
+    }
+
+    /// Keeps a connection past the end of its input and idle timeouts while replies are owed to it.
+    pub(super) fn hold(&mut self, id: PeerId, held: bool) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.held = held;
+            // A peer whose input ended is closed once released and written to (see flush).
+            self.mark_dirty(id);
+        }
+    }
+
+    /// Takes back a handled message's buffer.
+    pub(super) fn recycle(&mut self, message: Vec<u8>) {
+        self.pool.give(message);
+    }
+}

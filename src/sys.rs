@@ -1,0 +1,80 @@
+//! Raw OS calls that std, mio, socket2 and rustix do not wrap: with `net::mmsg`, the only module
+//! allowed `unsafe`. Each function is safe to call; each `unsafe` block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+/// Bytes queued on a socket that its peer has not taken yet: for TCP, written and not acknowledged
+/// (SIOCOUTQ); for a Unix datagram socket, sent and not read. 0 when the kernel does not say.
+pub fn unsent(sock: &impl AsFd) -> usize {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (same number as TIOCOUTQ) writes one int into `queued`, which outlives the call.
+    let rc = unsafe { libc::ioctl(sock.as_fd().as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    if rc == 0 { usize::try_from(queued).unwrap_or(0) } else { 0 }
+}
+
+/// Whether a socket's own send buffer is (about) full, rather than a receiver's queue: a Unix
+/// datagram stays charged to its sender until it is read.
+pub fn send_buffer_full(sock: &impl AsFd) -> bool {
+    let Ok(size) = rustix::net::sockopt::socket_send_buffer_size(sock) else { return false };
+    // Full is `queued >= size` to the kernel; some may have been read since it said so.
+    unsent(sock) >= size - size / 8
+}
+
+/// The CPU-time clock of a thread of this process that is still running (its handle is held).
+pub fn thread_cpu_clock<T>(thread: &JoinHandle<T>) -> Option<libc::clockid_t> {
+    use std::os::unix::thread::JoinHandleExt;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the thread is alive until joined (the caller holds its handle); the call only writes `clock`.
+    let status = unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) };
+    (status == 0).then_some(clock)
+}
+
+/// A CPU-time clock's reading, from [`thread_cpu_clock`].
+pub fn cpu_time(clock: libc::clockid_t) -> Option<Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the struct we pass; a stale clock id is an error, not UB.
+    let status = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (status == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// The calling thread's CPU time so far.
+pub fn thread_cpu_time() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Raises the open-file limit so that `want` files can be open, as far as this process may: the soft
+/// limit up to the hard one, and, when that is still short of `want`, the hard limit itself up to the
+/// kernel's ceiling (`/proc/sys/fs/nr_open`), which only root may do. Returns the soft limit in force.
+pub fn raise_open_file_limit(want: u64) -> u64 {
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(soft), hard) = (limit.current, limit.maximum) else {
+        return u64::MAX;
+    };
+    let Some(hard) = hard else {
+        // No hard limit: the soft one may go anywhere.
+        let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(want.max(soft)), maximum: None });
+        return getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    };
+    if hard < want {
+        let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .unwrap_or(hard);
+        let target = want.min(ceiling);
+        // Without CAP_SYS_RESOURCE this fails with EPERM and changes nothing.
+        if target > hard && setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: Some(target) }).is_ok()
+        {
+            return target;
+        }
+    }
+    if soft < hard && setrlimit(Resource::Nofile, Rlimit { current: Some(hard), maximum: Some(hard) }).is_ok() {
+        return hard;
+    }
+    soft
+}
