@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn a_batch_carries_datagrams_and_their_senders() {
         let dir = tempfile::tempdir().unwrap();
-        let (server_path, client_path) = (dir.path().join("s"), dir.path().join(format!("{}", "c".repeat(80))));
+        let (server_path, client_path) = (dir.path().join("s"), dir.path().join("c".repeat(80)));
         let server = UnixDatagram::bind(&server_path).unwrap();
         let client = UnixDatagram::bind(&client_path).unwrap();
         let unnamed = UnixDatagram::unbound().unwrap();

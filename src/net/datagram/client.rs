@@ -140,7 +140,7 @@ impl DatagramClient {
             }
         }
         let outgoing = Outgoing { peer: Transport::server(), to: None, datagram };
-        if self.core.outbox.offer(outgoing).is_err() {
+        if !self.core.outbox.offer(outgoing) {
             self.unsent.warn(format_args!("send queue full: datagram to {} dropped", self.server_name));
             return;
         }

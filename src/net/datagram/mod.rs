@@ -170,14 +170,14 @@ struct Outbox {
 }
 
 impl Outbox {
-    /// Queues a datagram; gives it back when the queue is full.
-    fn offer(&mut self, outgoing: Outgoing) -> Result<(), Outgoing> {
+    /// Queues a datagram; false (and the datagram dropped) when the queue is full.
+    fn offer(&mut self, outgoing: Outgoing) -> bool {
         if self.bytes + outgoing.cost() > QUEUE_MAX {
-            return Err(outgoing);
+            return false;
         }
         self.bytes += outgoing.cost();
         self.queue.push_back(outgoing);
-        Ok(())
+        true
     }
 
     /// A full batch waits, and the socket has not said it is full: send now rather than at the turn's end.

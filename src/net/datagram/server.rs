@@ -165,7 +165,7 @@ impl DatagramServer {
             return;
         }
         let outgoing = Outgoing { peer: id, to: Some(peer.key.0.clone()), datagram };
-        if self.core.outbox.offer(outgoing).is_err() {
+        if !self.core.outbox.offer(outgoing) {
             self.unsent.warn(format_args!("send queue full: reply to {} dropped", peer.name));
             return;
         }
