@@ -16,6 +16,7 @@ use crate::net::{Plain, SocketDir, nobody_at};
 use crate::proto::{Endpoint, Proto};
 use crate::report::{Recording, Report, Summary};
 use crate::server::Background;
+use crate::stdin::read_line;
 
 /// Small writes sent back to back to see whether message boundaries survive.
 const BURST: usize = 200;
@@ -27,23 +28,27 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Builds the conversation: the lines of `input`, or `messages` lines of `size` bytes.
 pub fn conversation(input: Option<&Path>, messages: usize, size: usize) -> Result<Vec<Vec<u8>>> {
     if let Some(path) = input {
-        let text = std::fs::read(path).map_err(|e| Error::io(format!("cannot read --input {}", path.display()), e))?;
-        // Lines as the client reads them: the last line end closes a line, and `q` ends the conversation.
-        let text = text.strip_suffix(b"\n").unwrap_or(&text);
-        let lines: Vec<Vec<u8>> = text
-            .split(|&b| b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
-            .take_while(|l| l != b"q")
-            .collect();
-        if text.is_empty() {
-            return Err(Error::Usage(format!("--input {} has no lines", path.display())));
+        let file =
+            std::fs::File::open(path).map_err(|e| Error::io(format!("cannot read --input {}", path.display()), e))?;
+        // Lines as the client reads them (the same reader), up to the `q` that ends a conversation.
+        let mut reader = io::BufReader::new(file);
+        let mut lines = Vec::new();
+        while let Some(line) = read_line(&mut reader, UDP_MAX)
+            .map_err(|e| Error::io(format!("cannot read --input {}", path.display()), e))?
+        {
+            let line = line.map_err(|len| {
+                Error::Usage(format!(
+                    "--input line {} is {len} bytes, over the largest UDP message ({UDP_MAX}); compare runs every transport",
+                    lines.len() + 1
+                ))
+            })?;
+            if line == b"q" {
+                break;
+            }
+            lines.push(line);
         }
-        if let Some((n, long)) = lines.iter().enumerate().find(|(_, l)| l.len() > UDP_MAX) {
-            return Err(Error::Usage(format!(
-                "--input line {} is {} bytes, over the largest UDP message ({UDP_MAX}); compare runs every transport",
-                n + 1,
-                long.len()
-            )));
+        if lines.is_empty() {
+            return Err(Error::Usage(format!("--input {} has no lines", path.display())));
         }
         return Ok(lines);
     }
