@@ -1,6 +1,6 @@
-//! The tutorial's own Python programs (`../shared/seed/reference/`) against netpair with `--framing raw`,
-//! and the Python pair's transcript against netpair's pair, byte for byte. Skipped, with a message,
-//! when python3 or the seed directory is missing.
+//! The tutorial's own Python programs (kept in `tests/tutorial/`) against netpair with `--framing raw`,
+//! and the Python pair's transcript against netpair's pair, byte for byte. Without python3 these tests
+//! are ignored, which the summary shows ("N ignored"); under `CI=true` they run and fail instead.
 
 mod common;
 
@@ -23,37 +23,32 @@ const CLIENT_TRANSCRIPT: &str = " ? Received from server: Hello Dear Reader\n \
 const SERVER_MESSAGES: &str = "from connected user: Hello TechBeamers\nReceived from User: HELLO TECHBEAMERS\n \
     ? from connected user: You posts are awesome :)\nReceived from User: YOU POSTS ARE AWESOME :)\n ? ";
 
-/// `python3 reference/NAME PORT`, or `None` (after saying why) when the test cannot run here.
-fn python(name: &str, port: u16) -> Option<Command> {
-    let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/reference");
-    if !reference.is_dir() {
-        println!("skipped: no tutorial programs in {}", reference.display());
-        return None;
-    }
+/// `python3 tests/tutorial/NAME PORT`: the tutorial's own program, kept in this repository.
+fn python(name: &str, port: u16) -> Command {
+    let program = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tutorial").join(name);
+    assert!(program.is_file(), "the tutorial's {name} is missing from {}", program.display());
     let found = Command::new("python3").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    if !found.is_ok_and(|status| status.success()) {
-        println!("skipped: python3 is not installed");
-        return None;
-    }
+    // Reached without python3 only under CI=true (see build.rs): there a missing python3 is a failure.
+    assert!(found.is_ok_and(|status| status.success()), "python3 is needed to run the tutorial's {name}");
     let mut command = Command::new("python3");
-    command.arg(reference.join(name)).arg(port.to_string());
-    Some(command)
+    command.arg(program).arg(port.to_string());
+    command
 }
 
 /// Starts the Python server on a free port with `replies` on its stdin, and runs `client` (a command
 /// for a port) against it, retrying while the server is not listening yet. A port someone else took
 /// meanwhile makes the Python server exit; then another port is tried.
-fn against_python_server(client: impl Fn(u16) -> Command) -> Option<(Output, Output)> {
+fn against_python_server(client: impl Fn(u16) -> Command) -> (Output, Output) {
     for _attempt in 0..5 {
         let port = free_port();
-        let mut server = Process::spawn(python("Python-Server.py", port)?, Stdio::piped());
+        let mut server = Process::spawn(python("Python-Server.py", port), Stdio::piped());
         server.feed(SERVER_LINES);
         let deadline = Instant::now() + DEADLINE;
         loop {
             let out = run(client(port), CLIENT_LINES);
             let refused = out.code != Some(0) && out.stderr().to_lowercase().contains("refused");
             if !refused {
-                return Some((out, server.wait()));
+                return (out, server.wait());
             }
             if server.has_exited() {
                 break;
@@ -75,9 +70,10 @@ fn assert_python_server(out: &Output) {
 }
 
 #[test]
+#[cfg_attr(not(tutorial_python), ignore = "python3 is not installed (CI=true makes this a failure)")]
 fn the_tutorial_client_talks_to_a_netpair_raw_server() {
     let server = Server::start(Proto::Tcp, &["--framing", "raw"]);
-    let Some(client) = python("Python-Client.py", server.port()) else { return };
+    let client = python("Python-Client.py", server.port());
     let client = run(client, CLIENT_LINES);
     assert_eq!(client.code, Some(0), "{client}");
     assert_eq!(
@@ -101,9 +97,10 @@ fn the_tutorial_client_talks_to_a_netpair_raw_server() {
 }
 
 #[test]
+#[cfg_attr(not(tutorial_python), ignore = "python3 is not installed (CI=true makes this a failure)")]
 fn the_tutorial_server_talks_to_a_netpair_raw_client() {
     let client = |port: u16| netpair(&["--framing", "raw", "--port", &port.to_string(), "client"]);
-    let Some((client, server)) = against_python_server(client) else { return };
+    let (client, server) = against_python_server(client);
     assert_eq!(client.code, Some(0), "{client}");
     assert_eq!(
         client.stdout(),
@@ -116,9 +113,10 @@ fn the_tutorial_server_talks_to_a_netpair_raw_client() {
 
 /// The Python pair and netpair's pair, given the tutorial's sample lines, print the same transcripts.
 #[test]
+#[cfg_attr(not(tutorial_python), ignore = "python3 is not installed (CI=true makes this a failure)")]
 fn netpair_repeats_the_python_pair_byte_for_byte() {
-    let python_client = |port| python("Python-Client.py", port).expect("checked by the server's start");
-    let Some((python_client, python_server)) = against_python_server(python_client) else { return };
+    let python_client = |port| python("Python-Client.py", port);
+    let (python_client, python_server) = against_python_server(python_client);
     assert_eq!(python_client.code, Some(0), "{python_client}");
     assert_eq!(python_client.stdout(), CLIENT_TRANSCRIPT, "{python_client}");
     assert_python_server(&python_server);
