@@ -15,6 +15,7 @@ use crate::framing::Framing;
 use crate::net::{Closed, Event, Settings, Transport};
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
+use crate::text::escaped;
 use crate::upper::{MAX_GROWTH, upper};
 
 /// Timed-out messages remembered so their replies can still be recognised as late.
@@ -270,7 +271,7 @@ impl Client {
                 self.report.reply(pending.seq, &reply, rtt)
             }
             None => {
-                warn!("unexpected reply (no message is waiting for one): {}", String::from_utf8_lossy(&reply));
+                warn!("unexpected reply (no message is waiting for one): {}", escaped(&reply));
                 Ok(())
             }
         }

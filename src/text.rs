@@ -1,4 +1,5 @@
-//! How numbers, sizes and times read in text output: one format for every table and line. No I/O.
+//! How numbers, sizes, times and peers' bytes read in text output: one format for every table and
+//! line, and the escaping that keeps a peer from writing to the operator's terminal. No I/O.
 
 use std::time::Duration;
 
@@ -44,9 +45,66 @@ pub fn human(d: Duration) -> String {
     if d < Duration::from_secs(1) { format!("{}ms", d.as_millis()) } else { format!("{:.1}s", d.as_secs_f64()) }
 }
 
+/// Appends bytes a peer sent to a line of text so that they cannot act on a terminal: printable text
+/// and tab as they are; a backslash as `\\`; `\n`, `\r`, `\e` (ESC), `\xNN` for any other C0
+/// control, DEL or byte that is not UTF-8; `\u{NN}` for a C1 control in UTF-8 text. Unambiguous: the
+/// escapes can be read back to the exact bytes (`--json` gives them exactly anyway).
+pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Nearly every message is plain ASCII text: one pass the compiler can vectorize says so.
+    let needs_escape =
+        bytes.iter().fold(false, |any, &b| any | ((b < 0x20) & (b != b'\t')) | (b >= 0x7f) | (b == b'\\'));
+    if !needs_escape {
+        return out.extend_from_slice(bytes);
+    }
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.push(b'\t'),
+                '\u{1b}' => out.extend_from_slice(b"\\e"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => push_hex(out, c as u8),
+                c if c.is_control() => out.extend_from_slice(format!("\\u{{{:x}}}", c as u32).as_bytes()),
+                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        for &byte in chunk.invalid() {
+            push_hex(out, byte);
+        }
+    }
+}
+
+/// [`push_escaped`] into a new string.
+pub fn escaped(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    push_escaped(&mut out, bytes);
+    // Every byte pushed is ASCII or part of a whole UTF-8 character.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn push_hex(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(&[b'\\', b'x', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaping_leaves_no_control_byte_and_keeps_text() {
+        assert_eq!(escaped(b"Hello TechBeamers"), "Hello TechBeamers");
+        assert_eq!(escaped("straße\tok".as_bytes()), "straße\tok");
+        assert_eq!(escaped(b"hi\x1bEConnection from: x"), "hi\\eEConnection from: x");
+        assert_eq!(escaped(b"a\\nb\nc\rd"), "a\\\\nb\\nc\\rd");
+        assert_eq!(escaped(b"\x00\x07\x08\x0b\x7f"), "\\x00\\x07\\x08\\x0b\\x7f");
+        assert_eq!(escaped("\u{85}\u{9b}x".as_bytes()), "\\u{85}\\u{9b}x");
+        assert_eq!(escaped(b"\xff\xc2"), "\\xff\\xc2");
+        let all: Vec<u8> = (0..=255).collect();
+        let shown = escaped(&all);
+        assert!(shown.chars().all(|c| c == '\t' || !c.is_control()), "{shown:?}");
+    }
 
     #[test]
     fn numbers_read_well() {
