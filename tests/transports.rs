@@ -261,11 +261,12 @@ fn non_utf8_and_empty_messages(proto: Proto) {
     let client = server.client(b"caf\xc3\xa9 \xff\xfe ok\n\nstra\xc3\x9fe\n", &[]);
     assert_ok(&client);
     // Not UTF-8: only ASCII letters change. Empty: an empty reply. UTF-8: Unicode-aware, as Python's upper().
+    // A byte that is not UTF-8 is shown as \xNN (terminal-safe); `--json` has the exact bytes.
     let expected =
-        b"Received from server: CAF\xc3\xa9 \xff\xfe OK\nReceived from server: \nReceived from server: STRASSE\n";
+        b"Received from server: CAF\xc3\xa9 \\xff\\xfe OK\nReceived from server: \nReceived from server: STRASSE\n";
     assert_eq!(client.stdout, expected, "{client}");
     let out = stop_cleanly(server, 1, 3);
-    let shown = b"from connected user: caf\xc3\xa9 \xff\xfe ok\nReceived from User: CAF\xc3\xa9 \xff\xfe OK\n\
+    let shown = b"from connected user: caf\xc3\xa9 \\xff\\xfe ok\nReceived from User: CAF\xc3\xa9 \\xff\\xfe OK\n\
                   from connected user: \nReceived from User: \n";
     assert!(out.stdout.windows(shown.len()).any(|w| w == shown), "{out}");
 }
