@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::proto::{Endpoint, Proto};
 use datagram::Dgram;
-use socket::{Buffer, clear_stale_socket, deepen_backlog, first_ok, private_socket_path, widen_buffer};
+use socket::{Buffer, UnixName, bind_unix, client_name, deepen_backlog, first_ok, widen_buffer};
 use stream::{Listener, Stream};
 
 /// How a transport is to behave, whichever its kind.
@@ -141,22 +141,16 @@ impl Transport {
                 Transport::DatagramServer(DatagramServer::new(settings, Dgram::Udp(sock), None))
             }
             (Proto::Unix, Endpoint::Path(path)) => {
-                clear_stale_socket(proto, path)?;
-                let listener =
-                    UnixListener::bind(path).map_err(|source| Error::Bind { what: named(&path.display()), source })?;
-                let file = SocketFile::bound(path);
+                let (listener, bound) = bind_unix(proto, path, UnixListener::bind_addr)?;
                 deepen_backlog(&listener);
-                Transport::Stream(Streams::new(settings, Some(Listener::Unix(listener)), Some(file)))
+                Transport::Stream(Streams::new(settings, Some(Listener::Unix(listener)), Some(bound)))
             }
             (Proto::Unixgram, Endpoint::Path(path)) => {
-                clear_stale_socket(proto, path)?;
-                let sock =
-                    UnixDatagram::bind(path).map_err(|source| Error::Bind { what: named(&path.display()), source })?;
-                let file = SocketFile::bound(path);
+                let (sock, bound) = bind_unix(proto, path, UnixDatagram::bind_addr)?;
                 // A Unix datagram stays charged to its sender until its receiver reads it: the send
                 // buffer is what all peers' unread replies together may hold.
                 widen_buffer(&sock, Buffer::Send);
-                Transport::DatagramServer(DatagramServer::new(settings, Dgram::Unix(sock), Some(file)))
+                Transport::DatagramServer(DatagramServer::new(settings, Dgram::Unix(sock), Some(bound)))
             }
             _ => {
                 return Err(Error::Usage(format!("--proto {proto} does not go with {endpoint}")));
@@ -184,7 +178,9 @@ impl Transport {
             }
             (Proto::Unix, Endpoint::Path(path)) => {
                 let name = path.display().to_string();
-                let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| failed(name.clone(), e))?;
+                let addr = UnixName::of(path).addr().map_err(|e| failed(name.clone(), e))?;
+                let stream =
+                    std::os::unix::net::UnixStream::connect_addr(&addr).map_err(|e| failed(name.clone(), e))?;
                 stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
                 Transport::Stream(Streams::client(settings, Stream::Unix(UnixStream::from_std(stream)), name))
             }
@@ -201,14 +197,16 @@ impl Transport {
             }
             (Proto::Unixgram, Endpoint::Path(path)) => {
                 let name = path.display().to_string();
-                let own = private_socket_path();
-                let sock =
-                    UnixDatagram::bind(&own).map_err(|e| failed(format!("{name} (binding {})", own.display()), e))?;
-                // From here the private path is removed on drop, whatever happens next.
-                let file = SocketFile::bound(&own);
-                let side = DatagramClient::new(settings, Dgram::Unix(sock), name.clone(), Some(file));
-                side.connect_to(path).map_err(|e| failed(name, e))?;
-                Transport::DatagramClient(side)
+                let server = UnixName::of(path).addr().map_err(|e| failed(name.clone(), e))?;
+                // An abstract name of its own for the server to reply to: no file, so no permission for
+                // another user's server to lack, and nothing left behind by a client that is killed.
+                let own = client_name();
+                let sock = std::os::unix::net::UnixDatagram::bind_addr(&own)
+                    .and_then(|sock| sock.set_nonblocking(true).map(|()| sock))
+                    .map_err(|e| failed(format!("{name} (binding its own name)"), e))?;
+                sock.connect_addr(&server).map_err(|e| failed(name.clone(), e))?;
+                let sock = UnixDatagram::from_std(sock);
+                Transport::DatagramClient(DatagramClient::new(settings, Dgram::Unix(sock), name, None))
             }
             _ => {
                 return Err(Error::Usage(format!("--proto {proto} does not go with {endpoint}")));

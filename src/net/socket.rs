@@ -122,8 +122,58 @@ impl Drop for SocketFile {
     }
 }
 
+/// How a Unix socket is named: a file path, or a Linux abstract name, written `@name` (as `ss` shows
+/// them), which no file stands for and which vanishes with the last socket bound to it.
+pub(super) enum UnixName<'a> {
+    File(&'a Path),
+    Abstract(&'a [u8]),
+}
+
+impl UnixName<'_> {
+    pub(super) fn of(path: &Path) -> UnixName<'_> {
+        use std::os::unix::ffi::OsStrExt;
+        match path.as_os_str().as_bytes().strip_prefix(b"@") {
+            Some(name) => UnixName::Abstract(name),
+            None => UnixName::File(path),
+        }
+    }
+
+    /// The address to bind or connect to.
+    pub(super) fn addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
+        use std::os::linux::net::SocketAddrExt;
+        match self {
+            UnixName::File(path) => std::os::unix::net::SocketAddr::from_pathname(path),
+            UnixName::Abstract(name) => std::os::unix::net::SocketAddr::from_abstract_name(name),
+        }
+    }
+}
+
+/// A Unix server's name as `Listening on` shows it, and the file it made (none for an abstract name).
+pub(super) struct UnixBound {
+    pub(super) name: String,
+    pub(super) _file: Option<SocketFile>,
+}
+
+/// Binds a Unix socket with `bind` at `path`: a stale file from a dead server is cleared first, a live
+/// server's is never taken; an abstract name needs neither.
+pub(super) fn bind_unix<T>(
+    proto: Proto,
+    path: &Path,
+    bind: impl FnOnce(&std::os::unix::net::SocketAddr) -> io::Result<T>,
+) -> Result<(T, UnixBound)> {
+    let what = format!("{proto} {}", path.display());
+    let name = UnixName::of(path);
+    if let UnixName::File(file) = name {
+        clear_stale_socket(proto, file)?;
+    }
+    let addr = name.addr().map_err(|source| Error::Bind { what: what.clone(), source })?;
+    let sock = bind(&addr).map_err(|source| Error::Bind { what, source })?;
+    let file = matches!(name, UnixName::File(_)).then(|| SocketFile::bound(path));
+    Ok((sock, UnixBound { name: path.display().to_string(), _file: file }))
+}
+
 /// Removes a socket file left by a dead server; refuses to touch a live one or anything not a socket.
-pub(super) fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
+fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
     let what = format!("{proto} {}", path.display());
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
@@ -135,29 +185,60 @@ pub(super) fn clear_stale_socket(proto: Proto, path: &Path) -> Result<()> {
             io::Error::new(io::ErrorKind::AlreadyExists, "the file exists and is not a socket; not removing it");
         return Err(Error::Bind { what, source });
     }
-    let probe = if proto.is_stream() {
-        std::os::unix::net::UnixStream::connect(path).map(drop)
-    } else {
-        std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(path))
+    let live = || Error::Bind {
+        what: what.clone(),
+        source: io::Error::new(io::ErrorKind::AddrInUse, "another server is listening there"),
     };
-    match probe {
-        Ok(()) => Err(Error::Bind {
-            what,
-            source: io::Error::new(io::ErrorKind::AddrInUse, "another server is listening there"),
-        }),
+    // The kernel's list of bound sockets says so without connecting, which a live stream server would
+    // see (and print) as a client.
+    if bound_in_this_namespace(path) {
+        return Err(live());
+    }
+    match probe(proto, path) {
+        Ok(()) => Err(live()),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             info!("removing stale socket file {} (no server behind it)", path.display());
             std::fs::remove_file(path).map_err(|source| Error::Bind { what, source })
         }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Error::Bind {
+            what,
+            source: io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "a server is there but not answering (its queue of connections is full); not taking its path",
+            ),
+        }),
         Err(source) => Err(Error::Bind { what, source }),
     }
 }
 
-/// A fresh path for a Unix datagram client's own socket, which the server replies to.
-pub(super) fn private_socket_path() -> PathBuf {
+/// Whether `/proc/net/unix` lists a socket bound at `path` (as given, or as an absolute path): a live
+/// server. A server in another network namespace is not listed there; [`probe`] finds it.
+fn bound_in_this_namespace(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else { return false };
+    let absolute = std::fs::canonicalize(path).ok();
+    let wanted: Vec<String> =
+        [Some(path.to_path_buf()), absolute].into_iter().flatten().map(|p| p.display().to_string()).collect();
+    // Columns: Num RefCount Protocol Flags Type St Inode Path (the path may hold spaces).
+    table.lines().skip(1).filter_map(|line| line.splitn(8, ' ').nth(7)).any(|bound| wanted.iter().any(|w| w == bound))
+}
+
+/// Connects to the socket at `path` without waiting: a stream connect to a full queue says
+/// WouldBlock instead of hanging; a datagram socket is only connected, nothing is sent.
+fn probe(proto: Proto, path: &Path) -> io::Result<()> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let kind = if proto.is_stream() { Type::STREAM } else { Type::DGRAM };
+    let sock = Socket::new(Domain::UNIX, kind.nonblocking(), None)?;
+    sock.connect(&SockAddr::unix(path)?)
+}
+
+/// A fresh abstract name for a Unix datagram client's own socket, which the server replies to.
+pub(super) fn client_name() -> std::os::unix::net::SocketAddr {
+    use std::os::linux::net::SocketAddrExt;
     static COUNT: AtomicU32 = AtomicU32::new(0);
     let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("netpair-client-{}-{n}.sock", std::process::id()))
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let name = format!("netpair-client-{}-{n}-{nanos:08x}", std::process::id());
+    std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap_or_else(|_| unreachable!("a short name fits"))
 }
 
 /// A private directory for the socket files of in-process runs (`compare`, `bench`), removed on drop.

@@ -15,7 +15,7 @@ use mio::{Interest, Registry, Token};
 
 use super::pool::Pool;
 use super::slots::Slots;
-use super::socket::{SocketFile, spare_file};
+use super::socket::{UnixBound, spare_file};
 use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, SOCKET, Settings, interest, slot_of, token};
 use crate::error::describe;
 use crate::framing::{Framing, LineFramer};
@@ -43,8 +43,13 @@ impl Listener {
                 (Stream::Tcp(s), addr.to_string())
             }),
             Listener::Unix(l) => l.accept().map(|(s, addr)| {
-                let name = addr.as_pathname().map(|p| p.display().to_string());
-                (Stream::Unix(s), name.unwrap_or_default())
+                use std::os::linux::net::SocketAddrExt;
+                let name = match (addr.as_pathname(), addr.as_abstract_name()) {
+                    (Some(path), _) => path.display().to_string(),
+                    (_, Some(name)) => format!("@{}", String::from_utf8_lossy(name)),
+                    _ => String::new(),
+                };
+                (Stream::Unix(s), name)
             }),
         }
     }
@@ -171,12 +176,12 @@ pub struct Streams {
     accepted: u64,
     /// A descriptor held only to be given up when accept runs out of them (see `turn_away_one`).
     spare: Option<std::fs::File>,
-    socket_file: Option<SocketFile>,
+    unix: Option<UnixBound>,
     full: Throttle,
 }
 
 impl Streams {
-    pub(super) fn new(settings: &Settings, listener: Option<Listener>, socket_file: Option<SocketFile>) -> Self {
+    pub(super) fn new(settings: &Settings, listener: Option<Listener>, unix: Option<UnixBound>) -> Self {
         let read_size = match settings.framing {
             Framing::Line => 64 * 1024,
             Framing::Raw => settings.max_message.min(64 * 1024),
@@ -195,7 +200,7 @@ impl Streams {
             accept_paused: false,
             stopped: false,
             accepted: 0,
-            socket_file,
+            unix,
             full: Throttle::default(),
         }
     }
@@ -529,9 +534,7 @@ impl Streams {
     pub(super) fn local_name(&self) -> String {
         match &self.listener {
             Some(Listener::Tcp(l)) => l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
-            Some(Listener::Unix(_)) => {
-                self.socket_file.as_ref().map_or_else(String::new, |f| f.path().display().to_string())
-            }
+            Some(Listener::Unix(_)) => self.unix.as_ref().map_or_else(String::new, |u| u.name.clone()),
             None => String::new(),
         }
     }

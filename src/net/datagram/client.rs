@@ -12,7 +12,7 @@ use mio::Registry;
 use super::{Core, Dgram, Outgoing};
 use crate::framing::strip_line_end;
 use crate::net::line_ends::LineEnds;
-use crate::net::socket::{SocketFile, udp_connected};
+use crate::net::socket::{UnixBound, udp_connected};
 use crate::net::{Closed, Event, PeerId, Settings, Transport};
 use crate::throttle::Throttle;
 
@@ -35,14 +35,9 @@ pub struct DatagramClient {
 impl DatagramClient {
     /// A client on `sock`, connected to the server named `server_name`; `own_file` is the path the
     /// socket is bound to, removed with it.
-    pub(in crate::net) fn new(
-        settings: &Settings,
-        sock: Dgram,
-        server_name: String,
-        own_file: Option<SocketFile>,
-    ) -> Self {
+    pub(in crate::net) fn new(settings: &Settings, sock: Dgram, server_name: String, own: Option<UnixBound>) -> Self {
         DatagramClient {
-            core: Core::new(settings, sock, own_file),
+            core: Core::new(settings, sock, own),
             server_name,
             gone: false,
             line_ends: LineEnds::default(),
@@ -57,13 +52,6 @@ impl DatagramClient {
     pub(in crate::net) fn set_fallback(&mut self, mut addrs: Vec<SocketAddr>) {
         addrs.reverse();
         self.fallback = addrs;
-    }
-
-    pub(in crate::net) fn connect_to(&self, path: &std::path::Path) -> io::Result<()> {
-        match &self.core.sock {
-            Dgram::Unix(sock) => sock.connect(path),
-            Dgram::Udp(_) => Err(io::ErrorKind::InvalidInput.into()),
-        }
     }
 
     pub(in crate::net) fn register(&mut self, registry: &Registry) -> io::Result<()> {

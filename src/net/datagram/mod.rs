@@ -23,7 +23,7 @@ use socket2::SockAddr;
 
 use super::mmsg::{self, Senders};
 use super::pool::Pool;
-use super::socket::SocketFile;
+use super::socket::UnixBound;
 use super::{HIGH_WATER, LOW_WATER, PeerId, SOCKET, Settings, interest};
 
 /// Datagrams read from one socket before the loop's other work gets a turn.
@@ -234,11 +234,11 @@ struct Core {
     /// Input is known to be waiting that no readiness event will announce again.
     unread: bool,
     stopped: bool,
-    socket_file: Option<SocketFile>,
+    unix: Option<UnixBound>,
 }
 
 impl Core {
-    fn new(settings: &Settings, sock: Dgram, socket_file: Option<SocketFile>) -> Core {
+    fn new(settings: &Settings, sock: Dgram, unix: Option<UnixBound>) -> Core {
         Core {
             sock,
             inbox: Inbox::new(settings.max_message),
@@ -248,7 +248,7 @@ impl Core {
             paused: false,
             unread: false,
             stopped: false,
-            socket_file,
+            unix,
         }
     }
 
@@ -289,7 +289,7 @@ impl Core {
     fn local_name(&self) -> String {
         match &self.sock {
             Dgram::Udp(s) => s.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
-            Dgram::Unix(_) => self.socket_file.as_ref().map_or_else(String::new, |f| f.path().display().to_string()),
+            Dgram::Unix(_) => self.unix.as_ref().map_or_else(String::new, |u| u.name.clone()),
         }
     }
 }

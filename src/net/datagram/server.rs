@@ -14,7 +14,7 @@ use crate::framing::strip_line_end;
 use crate::net::line_ends::LineEnds;
 use crate::net::mmsg::{self, Senders};
 use crate::net::slots::Slots;
-use crate::net::socket::SocketFile;
+use crate::net::socket::UnixBound;
 use crate::net::{Closed, Event, PeerId, Settings};
 use crate::sys;
 use crate::text::count;
@@ -45,8 +45,8 @@ pub struct DatagramServer {
 }
 
 impl DatagramServer {
-    pub(in crate::net) fn new(settings: &Settings, sock: Dgram, socket_file: Option<SocketFile>) -> Self {
-        let core = Core::new(settings, sock, socket_file);
+    pub(in crate::net) fn new(settings: &Settings, sock: Dgram, unix: Option<UnixBound>) -> Self {
+        let core = Core::new(settings, sock, unix);
         DatagramServer {
             senders: Senders::new(core.inbox.capacity()),
             core,
