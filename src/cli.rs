@@ -109,6 +109,8 @@ pub struct ServerArgs {
     pub idle_timeout: Duration,
     /// Most peers served at once; more are turned away.
     pub max_clients: usize,
+    /// Most bytes held for all peers together.
+    pub max_buffered: usize,
 }
 
 /// Client-only options.
@@ -253,6 +255,13 @@ impl ServerArgs {
             option("max-clients", "MAX_CLIENTS", "Most peers served at once; more are turned away")
                 .value_parser(value_parser!(usize))
                 .default_value("16384"),
+            option(
+                "max-buffered",
+                "BYTES",
+                "Most bytes held for all peers together (unfinished lines, unwritten replies); past it, peers holding the most are not read from until it drops",
+            )
+            .value_parser(value_parser!(usize))
+            .default_value("268435456"),
         ])
     }
 
@@ -262,6 +271,7 @@ impl ServerArgs {
             once: take(m, "once"),
             idle_timeout: take(m, "idle-timeout"),
             max_clients: take(m, "max-clients"),
+            max_buffered: take(m, "max-buffered"),
         }
     }
 }
@@ -450,6 +460,7 @@ impl Cli {
                 once: args.once,
                 idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
                 max_clients: positive(args.max_clients, "--max-clients")?,
+                max_buffered: positive(args.max_buffered, "--max-buffered")?,
             }),
             Command::Client(args) => {
                 if args.timeout.is_zero() {

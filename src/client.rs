@@ -41,6 +41,8 @@ struct Client {
     input_done: bool,
     prompted: bool,
     broken: Option<Error>,
+    /// The server said it was full: the one line that says so is the whole story.
+    turned_away: bool,
 }
 
 /// Converses with the server: sends each line of `input`, prints replies, and returns what was seen.
@@ -58,6 +60,8 @@ pub fn run(
         // what the client may send, the server may answer three times over.
         max_message: config.common.max_message.saturating_mul(MAX_GROWTH),
         max_peers: 1,
+        once: false,
+        max_buffered: usize::MAX,
     };
     let mut transport = Transport::connect(&settings, &config.common.endpoint, config.timeout)?;
     let mut event_loop = EventLoop::new(&mut transport, catch_signals)?;
@@ -76,13 +80,16 @@ pub fn run(
         input_done: false,
         prompted: false,
         broken: None,
+        turned_away: false,
     };
     let converse = client.converse();
     // A closed stdout ends the run quietly: no summary of a conversation nobody is reading.
     if converse.as_ref().is_err_and(Error::is_broken_pipe) {
         return converse.map(|()| client.summary);
     }
-    client.report.client_summary(&client.summary)?;
+    if !client.turned_away {
+        client.report.client_summary(&client.summary)?;
+    }
     converse?;
     match client.broken {
         Some(err) => Err(err),
@@ -118,8 +125,10 @@ impl Client {
             self.transport.read_unread(registry, &mut batch);
             self.transport.flush(registry, &mut batch);
             self.handle(&mut batch)?;
-            if self.broken.is_some() || (stop && self.event_loop.stop_requested()) {
+            let interrupted = stop && self.event_loop.stop_requested();
+            if self.broken.is_some() || interrupted {
                 // Interrupted, or nobody to talk to: what is still awaited is lost.
+                self.summary.interrupted = interrupted;
                 if self.waiting.take().is_some() {
                     self.summary.lost += 1;
                 }
@@ -250,6 +259,19 @@ impl Client {
     /// (its uppercase or echo) and not the awaited one's is taken as that message's late reply.
     fn on_reply(&mut self, reply: Vec<u8>) -> Result<()> {
         let fits = |p: &Pending| reply == p.message || reply == upper(&p.message);
+        // A netpair server that is full says so, then closes: that is a refusal, not a reply (unless
+        // it is the echo of a message that said the same).
+        if let Some(why) = reply.strip_prefix(b"netpair: server full")
+            && !self.waiting.as_ref().is_some_and(fits)
+            && self.summary.received == 0
+        {
+            let proto = self.config.common.proto;
+            let name = self.transport.peer_name(Transport::server()).to_string();
+            let why = format!("turned away: server full{}", String::from_utf8_lossy(why));
+            self.turned_away = true;
+            self.broken = Some(Error::Connect { what: format!("{proto} {name}"), source: std::io::Error::other(why) });
+            return Ok(());
+        }
         let late_index = if self.transport.is_ordered() {
             (!self.overdue.is_empty()).then_some(0)
         } else if self.waiting.as_ref().is_some_and(fits) {

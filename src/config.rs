@@ -17,6 +17,9 @@ pub fn default_max_message(proto: Proto) -> usize {
     if proto.is_stream() { LINE_MAX } else { UDP_MAX }
 }
 
+/// Default `--max-buffered`: what a server holds for all its peers together, at most (about).
+pub const MAX_BUFFERED: usize = 256 << 20;
+
 /// The server's reply policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -56,6 +59,8 @@ pub struct ServerConfig {
     /// Forget a peer silent for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
     pub max_clients: usize,
+    /// Bytes held for all peers together, at most (about): see `net::Settings::max_buffered`.
+    pub max_buffered: usize,
 }
 
 impl ServerConfig {
@@ -68,6 +73,7 @@ impl ServerConfig {
             once: false,
             idle_timeout: Some(Duration::from_secs(60)),
             max_clients,
+            max_buffered: MAX_BUFFERED,
         }
     }
 }

@@ -36,6 +36,13 @@ impl Json {
         }
     }
 
+    /// A true-or-false field.
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key);
+        self.text.push_str(if value { "true" } else { "false" });
+        self
+    }
+
     /// A whole-number field.
     pub fn int(&mut self, key: &str, value: u64) -> &mut Self {
         self.key(key);

@@ -62,7 +62,7 @@ pub fn run(config: Config) -> Result<u8> {
         Config::Client(config) => {
             let common = config.common.clone();
             let summary = with_json_error(&common, client::run(config, report_for(&common), stdin(), true))?;
-            Ok(if summary.lost + summary.not_sent > 0 { exit::LOST } else { exit::OK })
+            Ok(summary.exit_status())
         }
         Config::Bench(config) => bench::run(&config),
         Config::Compare(config) => {

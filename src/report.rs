@@ -39,7 +39,18 @@ pub struct Summary {
     pub lost: u64,
     pub late: u64,
     pub not_sent: u64,
+    /// SIGINT or SIGTERM ended the conversation.
+    pub interrupted: bool,
     pub rtts: Vec<Duration>,
+}
+
+impl Summary {
+    /// The exit status the conversation earns: every message answered, or not. Interrupted, it
+    /// earns success only if it got at least one reply and lost none: nothing measured is no success.
+    pub fn exit_status(&self) -> u8 {
+        let nothing = self.interrupted && self.received == 0;
+        if self.lost + self.not_sent > 0 || nothing { crate::error::exit::LOST } else { crate::error::exit::OK }
+    }
 }
 
 impl Summary {
@@ -210,6 +221,7 @@ impl Report {
             return self.event("summary", |j| {
                 j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
                 j.int("not_sent", s.not_sent);
+                j.bool("interrupted", s.interrupted);
                 if let Some((min, median, max)) = spread {
                     j.num("rtt_min_ms", millis(min))
                         .num("rtt_median_ms", millis(median))
@@ -221,6 +233,9 @@ impl Report {
         let mut text = format!("sent {}, received {}, lost {}, late {}", s.sent, s.received, s.lost, s.late);
         if s.not_sent > 0 {
             let _ = write!(text, ", not sent {}", s.not_sent);
+        }
+        if s.interrupted {
+            text.push_str(", interrupted");
         }
         if let Some((min, median, max)) = spread {
             let _ = write!(

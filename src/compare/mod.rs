@@ -84,6 +84,8 @@ struct Measured {
 
 /// Runs the comparison and prints the table (or one JSON document).
 pub fn run(config: &CompareConfig) -> Result<()> {
+    // Signals first: from the moment the directory exists, a signal must not leave it behind.
+    on_signal_remove(&SocketDir::path_for("compare"))?;
     let dir = SocketDir::new("compare")?;
     let mut results = Vec::new();
     for proto in Proto::ALL {
@@ -92,6 +94,26 @@ pub fn run(config: &CompareConfig) -> Result<()> {
     let text = if config.json { render::json(&results) } else { render::table(&results, config.lines.len()) };
     let mut out = io::stdout();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))
+}
+
+/// SIGINT or SIGTERM mid-run: the table is not finished, so nothing was measured that could be
+/// shown. Removes the run's socket directory and exits with the status for that (3), at once.
+fn on_signal_remove(dir: &Path) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("catching signals", e))?;
+    let dir = dir.to_path_buf();
+    thread::Builder::new()
+        .name("netpair-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = io::stderr().write_all(b"netpair: interrupted: the comparison was not finished\n");
+                std::process::exit(i32::from(crate::error::exit::LOST));
+            }
+        })
+        .map_err(|e| Error::io("starting the signal thread", e))?;
+    Ok(())
 }
 
 fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured> {

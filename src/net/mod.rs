@@ -43,6 +43,22 @@ pub struct Settings {
     pub max_message: usize,
     /// Most peers at once (stream connections or datagram addresses).
     pub max_peers: usize,
+    /// Serving one client only (`--once`): said so to the others that are turned away.
+    pub once: bool,
+    /// Most bytes held for all peers together (unfinished lines and unwritten replies): past it the
+    /// server reads only from peers that hold (almost) nothing.
+    pub max_buffered: usize,
+}
+
+impl Settings {
+    /// Why a new peer is turned away, as the log says it; `noun` is what the kind calls a peer.
+    fn full_reason(&self, noun: &str) -> String {
+        if self.once {
+            "--once: serving one client already".into()
+        } else {
+            format!("server full ({}, --max-clients)", crate::text::count(self.max_peers as u64, noun))
+        }
+    }
 }
 
 /// The token of the listening or datagram socket; event loops keep the tokens below `FIRST_PEER`

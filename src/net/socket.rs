@@ -245,9 +245,14 @@ pub(super) fn client_name() -> std::os::unix::net::SocketAddr {
 pub struct SocketDir(PathBuf);
 
 impl SocketDir {
+    /// Where [`SocketDir::new`] makes its directory: `$TMPDIR/netpair-PURPOSE-PID`.
+    pub fn path_for(purpose: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("netpair-{purpose}-{}", std::process::id()))
+    }
+
     /// Creates `$TMPDIR/netpair-PURPOSE-PID`.
     pub fn new(purpose: &str) -> Result<SocketDir> {
-        let path = std::env::temp_dir().join(format!("netpair-{purpose}-{}", std::process::id()));
+        let path = SocketDir::path_for(purpose);
         std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         Ok(SocketDir(path))
     }

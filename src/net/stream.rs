@@ -25,6 +25,9 @@ use crate::throttle::Throttle;
 
 /// Bytes read from one connection before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
+/// Over `--max-buffered`, a peer holding more than this is not read from, and others are read this
+/// much at a time: all together then grow by at most twice this per peer.
+const SMALL_HOLDING: usize = 4 * 1024;
 /// What a connection's output buffer keeps once empty: enough for a few ordinary replies, so a talkative
 /// peer does not allocate for each, while an idle one holds no more than this.
 const KEEP_CAPACITY: usize = 4 * 1024;
@@ -133,6 +136,10 @@ struct Conn {
     unread: bool,
     /// The server still owes it replies (`--reply stdin`): kept past end of input and idle timeouts.
     held: bool,
+    /// Bytes of this connection in `Streams::buffered`.
+    counted: usize,
+    /// Not read from while all peers together hold more than `--max-buffered`.
+    over_budget: bool,
     last_active: Instant,
 }
 
@@ -150,12 +157,26 @@ impl Conn {
             dirty: false,
             unread: false,
             held: false,
+            counted: 0,
+            over_budget: false,
             last_active: Instant::now(),
         }
     }
 
     fn unwritten(&self) -> usize {
         self.output.len() - self.written
+    }
+
+    /// What the server holds for it: an unfinished line and replies not written yet.
+    fn holding(&self) -> usize {
+        self.framer.pending() + self.unwritten()
+    }
+
+    /// Brings `total` (all connections' holdings) up to date with this one's.
+    fn recount(&mut self, total: &mut usize) {
+        let now = self.holding();
+        *total = *total - self.counted + now;
+        self.counted = now;
     }
 }
 
@@ -166,6 +187,9 @@ pub struct Streams {
     framing: Framing,
     max_message: usize,
     max_peers: usize,
+    /// What the log says of a peer turned away, and what that peer is told.
+    full_reason: String,
+    turned_away: String,
     scratch: Vec<u8>,
     pool: Pool,
     dirty: Vec<PeerId>,
@@ -174,6 +198,11 @@ pub struct Streams {
     /// Shutting down: no more reading, from anyone, whatever backpressure would allow.
     stopped: bool,
     accepted: u64,
+    /// What all connections hold together (see [`Conn::holding`]), and the most they may.
+    buffered: usize,
+    max_buffered: usize,
+    /// Connections not read from until `buffered` is back under three quarters of the bound.
+    over_budget: Vec<PeerId>,
     /// A descriptor held only to be given up when accept runs out of them (see `turn_away_one`).
     spare: Option<std::fs::File>,
     unix: Option<UnixBound>,
@@ -193,6 +222,12 @@ impl Streams {
             framing: settings.framing,
             max_message: settings.max_message,
             max_peers: settings.max_peers,
+            full_reason: settings.full_reason("client"),
+            turned_away: if settings.once {
+                "netpair: server full (it serves one client: --once); try again later\n".into()
+            } else {
+                format!("netpair: server full ({}); try again later\n", count(settings.max_peers as u64, "client"))
+            },
             scratch: vec![0; read_size],
             pool: Pool::default(),
             dirty: Vec::new(),
@@ -200,6 +235,9 @@ impl Streams {
             accept_paused: false,
             stopped: false,
             accepted: 0,
+            buffered: 0,
+            max_buffered: settings.max_buffered,
+            over_budget: Vec::new(),
             unix,
             full: Throttle::default(),
         }
@@ -275,14 +313,8 @@ impl Streams {
                 name = format!("peer#{}", self.accepted);
             }
             if self.conns.len() >= self.max_peers {
-                self.full.warn(format_args!(
-                    "server full ({}, --max-clients): turned away {name}",
-                    count(self.max_peers as u64, "client")
-                ));
-                let _ = sock.write(
-                    format!("netpair: server full ({}); try again later\n", count(self.max_peers as u64, "client"))
-                        .as_bytes(),
-                );
+                self.full.warn(format_args!("{}: turned away {name}", self.full_reason));
+                let _ = sock.write(self.turned_away.as_bytes());
                 continue;
             }
             let id = self.conns.insert(Conn::new(sock, name, self.max_message));
@@ -326,7 +358,7 @@ impl Streams {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if conn.paused || conn.eof || self.stopped {
+        if conn.paused || conn.over_budget || conn.eof || self.stopped {
             return;
         }
         let mut budget = READ_BUDGET;
@@ -344,7 +376,16 @@ impl Streams {
                 }
                 break;
             }
-            let n = match conn.sock.read(&mut self.scratch) {
+            // Over the bound for all peers: those holding the most wait, the rest go a little at a time.
+            let over = self.buffered > self.max_buffered;
+            if over && conn.holding() > SMALL_HOLDING {
+                debug!("not reading from {} ({} bytes held) while over --max-buffered", conn.name, conn.holding());
+                conn.over_budget = true;
+                self.over_budget.push(id);
+                break;
+            }
+            let room = if over { SMALL_HOLDING } else { self.scratch.len() };
+            let n = match conn.sock.read(&mut self.scratch[..room]) {
                 Ok(0) => {
                     conn.eof = true;
                     break;
@@ -359,7 +400,7 @@ impl Streams {
             };
             budget = budget.saturating_sub(n);
             conn.last_active = Instant::now();
-            let drained = short_read_drains && n < self.scratch.len();
+            let drained = short_read_drains && n < room;
             let data = &self.scratch[..n];
             match self.framing {
                 Framing::Raw => out.push(Event::Message(id, self.pool.message(data))),
@@ -376,6 +417,7 @@ impl Streams {
                     }
                 }
             }
+            conn.recount(&mut self.buffered);
             if drained {
                 break;
             }
@@ -406,6 +448,7 @@ impl Streams {
         if self.framing == Framing::Line {
             conn.output.push(b'\n');
         }
+        conn.recount(&mut self.buffered);
         self.mark_dirty(id);
     }
 
@@ -469,6 +512,7 @@ impl Streams {
             conn.output.drain(..conn.written);
             conn.written = 0;
         }
+        conn.recount(&mut self.buffered);
         // Ask for WRITABLE only while output waits, so an idle connection costs no wake-ups.
         let wants_write = conn.unwritten() > 0;
         if wants_write != conn.wants_write {
@@ -489,7 +533,25 @@ impl Streams {
     fn close(&mut self, registry: &Registry, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
         if let Some(mut conn) = self.conns.remove(id) {
             let _ = registry.deregister(&mut conn.sock);
+            self.buffered -= conn.counted;
             out.push(Event::Closed { peer: id, name: conn.name, reason });
+        }
+    }
+
+    /// Reads again from the connections left unread over `--max-buffered`, once all peers together
+    /// hold less than three quarters of it.
+    fn resume_under_budget(&mut self) {
+        if self.over_budget.is_empty() || self.buffered > self.max_buffered / 4 * 3 {
+            return;
+        }
+        debug!("under --max-buffered again ({} bytes held): reading from everyone", self.buffered);
+        for id in std::mem::take(&mut self.over_budget) {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.over_budget = false;
+                if !std::mem::replace(&mut conn.unread, true) {
+                    self.unread.push(id);
+                }
+            }
         }
     }
 
@@ -501,6 +563,7 @@ impl Streams {
         if std::mem::take(&mut self.accept_paused) {
             self.accept(registry, out);
         }
+        self.resume_under_budget();
         let Some(idle) = idle else { return };
         let now = Instant::now();
         // Idle: nothing read from it and nothing written to it (a peer that stopped reading too).

@@ -32,6 +32,9 @@ const TICK: Duration = Duration::from_millis(250);
 const OWED_MAX: usize = 1024;
 /// How long a stopping server keeps writing replies already due.
 const DRAIN: Duration = Duration::from_secs(2);
+/// `--once` over datagrams, where no peer ever says it is done: the server ends once its client has
+/// been silent this long (or for `--idle-timeout`, when that is shorter).
+pub const ONCE_GRACE: Duration = Duration::from_secs(3);
 
 /// Stops a server running on another thread, as SIGTERM would.
 #[derive(Clone)]
@@ -75,6 +78,8 @@ pub fn settings(config: &ServerConfig) -> Settings {
         framing: config.common.framing,
         max_message: config.common.max_message,
         max_peers: if config.once { 1 } else { config.max_clients },
+        once: config.once,
+        max_buffered: config.max_buffered,
     }
 }
 
@@ -154,7 +159,8 @@ impl Server {
             self.transport.flush(self.event_loop.poll.registry(), &mut batch);
             self.handle(&mut batch)?;
             if Instant::now() >= next_tick {
-                self.transport.tick(self.event_loop.poll.registry(), self.config.idle_timeout, &mut batch);
+                let idle = self.idle_timeout();
+                self.transport.tick(self.event_loop.poll.registry(), idle, &mut batch);
                 self.handle(&mut batch)?;
                 next_tick = Instant::now() + TICK;
             }
@@ -176,6 +182,15 @@ impl Server {
             }
         }
         self.report.server_summary(self.clients, self.messages)
+    }
+
+    /// How long a silent peer is kept: `--idle-timeout`, or less for `--once` over datagrams.
+    fn idle_timeout(&self) -> Option<Duration> {
+        let idle = self.config.idle_timeout;
+        if self.config.once && !self.config.common.proto.is_stream() {
+            return Some(idle.map_or(ONCE_GRACE, |idle| idle.min(ONCE_GRACE)));
+        }
+        idle
     }
 
     fn handle(&mut self, batch: &mut Vec<Event>) -> Result<()> {

@@ -17,7 +17,6 @@ use crate::net::slots::Slots;
 use crate::net::socket::UnixBound;
 use crate::net::{Closed, Event, PeerId, Settings};
 use crate::sys;
-use crate::text::count;
 use crate::throttle::Throttle;
 
 struct Peer {
@@ -37,6 +36,7 @@ pub struct DatagramServer {
     peers: Slots<Peer>,
     by_key: HashMap<PeerKey, PeerId>,
     max_peers: usize,
+    full_reason: String,
     full: Throttle,
     dropped: Throttle,
     /// Replies not sent (too big, or the send queue full): throttled apart, so a flood of one kind of
@@ -53,6 +53,7 @@ impl DatagramServer {
             peers: Slots::new(),
             by_key: HashMap::new(),
             max_peers: settings.max_peers,
+            full_reason: settings.full_reason("peer"),
             full: Throttle::default(),
             dropped: Throttle::default(),
             unsent: Throttle::default(),
@@ -128,10 +129,7 @@ impl DatagramServer {
             return Some(id);
         }
         if self.peers.len() >= self.max_peers {
-            self.full.warn(format_args!(
-                "server full ({}, --max-clients): datagram from {key} dropped",
-                count(self.max_peers as u64, "peer")
-            ));
+            self.full.warn(format_args!("{}: datagram from {key} dropped", self.full_reason));
             return None;
         }
         let id = self.peers.insert(Peer {
