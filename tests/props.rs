@@ -1,5 +1,6 @@
-//! Property tests for the pure layers: the line framer, the uppercaser, stdin's bounded line reader and
-//! the bytes of a JSON event. `fuzz/` drives the framer and the uppercaser with the same checks.
+//! Property tests for the pure layers: the line framer, the uppercaser, stdin's bounded line reader,
+//! the transcript escaper and the bytes of a JSON event. `fuzz/` drives the framer, the uppercaser
+//! and the escaper with the same checks.
 
 use std::io::{self, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use proptest::sample::Index;
 #[allow(dead_code)] // What only the fuzz targets use.
 mod shared;
 
-use shared::{allocation_bound, check_framed, model, unwatched, watched};
+use shared::{allocation_bound, check_escaped, check_framed, model, unwatched, watched};
 
 /// A bounded reader's lines: `Ok(line)`, or `Err(length)` for a line over the bound.
 type Lines = Vec<Result<Vec<u8>, usize>>;
@@ -319,4 +320,18 @@ fn regressions() {
     // An over-long line's own line end counted in its length as "\r\n" but not as "\n".
     let mut reader = &b"abcdef\r\n"[..];
     assert_eq!(read_line(&mut reader, 3).ok(), Some(Some(Err(6))));
+}
+
+proptest! {
+    /// The transcript escaper: nothing raw reaches a terminal, and the text reads back exactly.
+    #[test]
+    fn escaping_is_terminal_safe_and_reads_back(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        prop_assert_eq!(check_escaped(&data), Ok(()));
+    }
+
+    /// The same on text (UTF-8 with controls, C1 included), where most bytes stay as they are.
+    #[test]
+    fn escaping_text_keeps_what_is_printable(text in "[a-z\\\\\\t\\n\\x00-\\x1f\\x7f-\\u{9f}ßΐ]{0,40}") {
+        prop_assert_eq!(check_escaped(text.as_bytes()), Ok(()));
+    }
 }

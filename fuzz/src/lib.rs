@@ -102,3 +102,48 @@ pub fn check_framed(input: &[u8], max: usize, lines: &[Vec<u8>], end: &Result<()
         (end, want) => Err(format!("framer ended with {end:?}, expected {want:?} (bound {max})")),
     }
 }
+
+/// Reads an escaped transcript back into bytes (the inverse of `text::push_escaped`), or says where
+/// it is not one: the escaping is unambiguous exactly when this gives back what went in.
+pub fn unescape(shown: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut chars = shown.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push(b'\\'),
+            Some('n') => out.push(b'\n'),
+            Some('r') => out.push(b'\r'),
+            Some('e') => out.push(0x1b),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                out.push(u8::from_str_radix(&hex, 16).map_err(|_| format!("bad \\x{hex}"))?);
+            }
+            Some('u') => {
+                let rest: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                let code = rest.strip_prefix('{').and_then(|h| u32::from_str_radix(h, 16).ok());
+                let c = code.and_then(char::from_u32).ok_or_else(|| format!("bad \\u{rest}}}"))?;
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+            other => return Err(format!("a backslash followed by {other:?}")),
+        }
+    }
+    Ok(out)
+}
+
+/// The escaper's promises on `data`: the text holds no control character but tab, and reads back
+/// to exactly `data`.
+pub fn check_escaped(data: &[u8]) -> Result<(), String> {
+    let shown = netpair::text::escaped(data);
+    if let Some(c) = shown.chars().find(|&c| c.is_control() && c != '\t') {
+        return Err(format!("{c:?} left raw in {shown:?}"));
+    }
+    match unescape(&shown) {
+        Ok(back) if back == data => Ok(()),
+        Ok(back) => Err(format!("{data:?} shown as {shown:?} reads back as {back:?}")),
+        Err(e) => Err(format!("{data:?} shown as {shown:?}: {e}")),
+    }
+}
