@@ -456,6 +456,7 @@ impl Cli {
             Command::Compare(_) | Command::Bench(_) => unreachable!("handled above"),
             Command::Server(args) => Config::Server(ServerConfig {
                 common,
+                also: Vec::new(),
                 reply: args.reply,
                 once: args.once,
                 idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),

@@ -12,7 +12,7 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::event_loop::{EventLoop, SIGNALS};
 use crate::framing::Framing;
-use crate::net::{Closed, Event, Settings, Transport};
+use crate::net::{Closed, Event, Settings, Tokens, Transport};
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
 use crate::text::escaped;
@@ -60,11 +60,13 @@ pub fn run(
         // what the client may send, the server may answer three times over.
         max_message: config.common.max_message.saturating_mul(MAX_GROWTH),
         max_peers: 1,
+        tokens: Tokens::of(0),
         once: false,
         max_buffered: usize::MAX,
     };
     let mut transport = Transport::connect(&settings, &config.common.endpoint, config.timeout)?;
-    let mut event_loop = EventLoop::new(&mut transport, catch_signals)?;
+    let mut event_loop = EventLoop::new(catch_signals)?;
+    event_loop.watch(&mut transport)?;
     // Read ahead no more than a line can hold; longer lines are reported and skipped.
     let lines = event_loop.read_lines(input, config.common.max_message)?;
     let mut client = Client {
@@ -118,7 +120,7 @@ impl Client {
             for event in self.event_loop.events.iter() {
                 match event.token() {
                     SIGNALS => stop = true,
-                    token if Transport::owns(token) => self.transport.ready(registry, event, &mut batch),
+                    token if Tokens::owner(token).is_some() => self.transport.ready(registry, event, &mut batch),
                     _ => {}
                 }
             }

@@ -50,10 +50,21 @@ impl Common {
     }
 }
 
+/// One more socket kind for a server to serve, beside the first (`--proto tcp,udp`).
+#[derive(Clone, Debug)]
+pub struct Listen {
+    pub proto: Proto,
+    pub endpoint: Endpoint,
+    pub max_message: usize,
+}
+
 /// Settings for `netpair server`.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// The first (or only) kind served, and what every kind shares.
     pub common: Common,
+    /// The other kinds served by the same event loop.
+    pub also: Vec<Listen>,
     pub reply: Reply,
     pub once: bool,
     /// Forget a peer silent for this long; `None` never does.
@@ -69,6 +80,7 @@ impl ServerConfig {
     pub fn in_process(proto: Proto, endpoint: Endpoint, framing: Framing, max_clients: usize) -> ServerConfig {
         ServerConfig {
             common: Common::in_process(proto, endpoint, framing, default_max_message(proto)),
+            also: Vec::new(),
             reply: Reply::Upper,
             once: false,
             idle_timeout: Some(Duration::from_secs(60)),

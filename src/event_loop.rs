@@ -30,10 +30,9 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    /// A poll watching `transport` and, when `catch_signals`, SIGINT and SIGTERM.
-    pub fn new(transport: &mut Transport, catch_signals: bool) -> Result<Self> {
+    /// A poll watching, when `catch_signals`, SIGINT and SIGTERM.
+    pub fn new(catch_signals: bool) -> Result<Self> {
         let poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
-        transport.register(poll.registry()).map_err(|e| Error::io("watching the socket", e))?;
         let signals = if catch_signals {
             let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("catching signals", e))?;
             poll.registry()
@@ -45,6 +44,11 @@ impl EventLoop {
         };
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", e))?;
         Ok(EventLoop { poll, events: Events::with_capacity(1024), signals, waker: Arc::new(waker) })
+    }
+
+    /// Watches a transport's sockets.
+    pub fn watch(&mut self, transport: &mut Transport) -> Result<()> {
+        transport.register(self.poll.registry()).map_err(|e| Error::io("watching the socket", e))
     }
 
     /// Starts reading lines of at most `max` bytes from `input` on a thread that wakes this loop.

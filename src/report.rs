@@ -17,6 +17,8 @@ pub struct Report {
     json: bool,
     /// Writes nothing at all (an in-process server under `bench`): not even the formatting is done.
     silent: bool,
+    /// Lines name the socket kind of their peer (a server of several kinds).
+    name_kinds: bool,
     /// Keeps the server's events, typed, for the thread that started it (`compare`), instead of showing them.
     recording: Option<Recording>,
     proto: Proto,
@@ -85,7 +87,7 @@ impl Report {
 
     /// A report into any pair of writers (in-process runs capture them).
     pub fn to(proto: Proto, json: bool, prompt: bool, out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Self {
-        Report { json, silent: false, recording: None, proto, prompt: prompt && !json, out, err, pending: Vec::new() }
+        Report { json, silent: false, name_kinds: false, recording: None, proto, prompt: prompt && !json, out, err, pending: Vec::new() }
     }
 
     /// A report that shows nothing and costs nothing, for a server whose transcript nobody reads.
@@ -93,6 +95,21 @@ impl Report {
         let mut report = Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink()));
         report.silent = true;
         report
+    }
+
+    /// Says whether lines name their peer's socket kind: for a server of several kinds at once.
+    pub fn name_kinds(&mut self, on: bool) {
+        self.name_kinds = on;
+    }
+
+    /// The socket kind of the events that follow (a server of several kinds sets it per event).
+    pub fn set_kind(&mut self, proto: Proto) {
+        self.proto = proto;
+    }
+
+    /// A peer's name as text lines show it: escaped, and after its kind when several are served.
+    fn shown_peer(&self, peer: &str) -> String {
+        if self.name_kinds { format!("{} {}", self.proto, escaped(peer.as_bytes())) } else { escaped(peer.as_bytes()) }
     }
 
     /// A report that shows nothing and keeps what a server saw in the returned [`Recording`].
@@ -120,7 +137,8 @@ impl Report {
         if self.json {
             return self.event("connect", |j| j.str("peer", peer));
         }
-        self.line(format_args!("Connection from: {}", escaped(peer.as_bytes())))
+        let peer = self.shown_peer(peer);
+        self.line(format_args!("Connection from: {peer}"))
     }
 
     /// A message and its uppercase form, tagged with the peer when several are connected.
@@ -136,8 +154,12 @@ impl Report {
         }
         // Straight into the turn's buffer: on a busy server this is the hot path, so no formatting.
         for (label, bytes) in [(&b"from connected user: "[..], message), (b"Received from User: ", upper)] {
-            if tagged {
+            if tagged || self.name_kinds {
                 self.pending.push(b'[');
+                if self.name_kinds {
+                    self.pending.extend_from_slice(self.proto.name().as_bytes());
+                    self.pending.push(b' ');
+                }
                 push_escaped(&mut self.pending, peer.as_bytes());
                 self.pending.extend_from_slice(b"] ");
             }
@@ -164,7 +186,7 @@ impl Report {
         if self.json {
             return self.event("disconnect", |j| j.str("peer", peer).str("reason", &reason.to_string()));
         }
-        let peer = escaped(peer.as_bytes());
+        let peer = self.shown_peer(peer);
         match reason {
             Closed::ByPeer => self.line(format_args!("Disconnected: {peer}")),
             other => self.line(format_args!("Disconnected: {peer} ({other})")),

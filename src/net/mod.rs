@@ -43,6 +43,8 @@ pub struct Settings {
     pub max_message: usize,
     /// Most peers at once (stream connections or datagram addresses).
     pub max_peers: usize,
+    /// Which of the event loop's transports this is: its tokens are apart from the others'.
+    pub tokens: Tokens,
     /// Serving one client only (`--once`): said so to the others that are turned away.
     pub once: bool,
     /// Most bytes held for all peers together (unfinished lines and unwritten replies): past it the
@@ -61,10 +63,49 @@ impl Settings {
     }
 }
 
-/// The token of the listening or datagram socket; event loops keep the tokens below `FIRST_PEER`
-/// that are not this one for themselves.
-pub const SOCKET: Token = Token(0);
-const FIRST_PEER: usize = 16;
+/// Most transports one event loop serves (`--proto tcp,udp,unix,unixgram` on several addresses).
+pub const MAX_TRANSPORTS: usize = 16;
+/// Event loops keep the tokens below this for themselves; transport `i`'s own socket (listening or
+/// datagram) is `FIRST_SOCKET + i`, and its peer in slot `s` is `FIRST_PEER + s * MAX_TRANSPORTS + i`.
+const FIRST_SOCKET: usize = 8;
+const FIRST_PEER: usize = FIRST_SOCKET + MAX_TRANSPORTS;
+
+/// The tokens of one transport among the others on the same poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tokens {
+    index: usize,
+}
+
+impl Tokens {
+    /// The tokens of transport `index` (below [`MAX_TRANSPORTS`]).
+    pub fn of(index: usize) -> Tokens {
+        assert!(index < MAX_TRANSPORTS, "at most {MAX_TRANSPORTS} transports in one event loop");
+        Tokens { index }
+    }
+
+    /// Its own socket's token.
+    fn socket(self) -> Token {
+        Token(FIRST_SOCKET + self.index)
+    }
+
+    fn peer(self, id: PeerId) -> Token {
+        Token(FIRST_PEER + id.slot * MAX_TRANSPORTS + self.index)
+    }
+
+    /// The slot of the peer a token of this transport names, or `None` for its own socket.
+    fn slot(token: Token) -> Option<usize> {
+        token.0.checked_sub(FIRST_PEER).map(|t| t / MAX_TRANSPORTS)
+    }
+
+    /// Which transport registered `token`, if one did.
+    pub fn owner(token: Token) -> Option<usize> {
+        match token.0 {
+            t if t >= FIRST_PEER => Some((t - FIRST_PEER) % MAX_TRANSPORTS),
+            t if t >= FIRST_SOCKET => Some(t - FIRST_SOCKET),
+            _ => None,
+        }
+    }
+}
 
 /// Reading from a peer stops while this much output to it waits, and resumes below `LOW_WATER`.
 const HIGH_WATER: usize = 256 * 1024;
@@ -235,11 +276,6 @@ impl Transport {
         either!(self, side => side.register(registry))
     }
 
-    /// True for the tokens this transport registered.
-    pub fn owns(token: Token) -> bool {
-        token == SOCKET || token.0 >= FIRST_PEER
-    }
-
     /// Handles one readiness event for a token this transport owns, appending what happened to `out`.
     pub fn ready(&mut self, registry: &Registry, event: &mio::event::Event, out: &mut Vec<Event>) {
         either!(self, side => side.ready(registry, event, out))
@@ -343,10 +379,4 @@ fn interest(wants_write: bool) -> Interest {
     if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE }
 }
 
-fn token(id: PeerId) -> Token {
-    Token(FIRST_PEER + id.slot)
-}
 
-fn slot_of(token: Token) -> usize {
-    token.0 - FIRST_PEER
-}

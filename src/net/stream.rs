@@ -16,7 +16,7 @@ use mio::{Interest, Registry, Token};
 use super::pool::Pool;
 use super::slots::Slots;
 use super::socket::{UnixBound, spare_file};
-use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, SOCKET, Settings, interest, slot_of, token};
+use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
 use crate::error::describe;
 use crate::framing::{Framing, LineFramer};
 use crate::sys;
@@ -187,6 +187,7 @@ pub struct Streams {
     framing: Framing,
     max_message: usize,
     max_peers: usize,
+    tokens: Tokens,
     /// What the log says of a peer turned away, and what that peer is told.
     full_reason: String,
     turned_away: String,
@@ -222,6 +223,7 @@ impl Streams {
             framing: settings.framing,
             max_message: settings.max_message,
             max_peers: settings.max_peers,
+            tokens: settings.tokens,
             full_reason: settings.full_reason("client"),
             turned_away: if settings.once {
                 "netpair: server full (it serves one client: --once); try again later\n".into()
@@ -254,26 +256,26 @@ impl Streams {
 
     pub(super) fn register(&mut self, registry: &Registry) -> io::Result<()> {
         match &mut self.listener {
-            Some(Listener::Tcp(l)) => registry.register(l, SOCKET, Interest::READABLE)?,
-            Some(Listener::Unix(l)) => registry.register(l, SOCKET, Interest::READABLE)?,
+            Some(Listener::Tcp(l)) => registry.register(l, self.tokens.socket(), Interest::READABLE)?,
+            Some(Listener::Unix(l)) => registry.register(l, self.tokens.socket(), Interest::READABLE)?,
             None => {}
         }
         for id in self.conns.ids() {
             if let Some(conn) = self.conns.get_mut(id) {
-                registry.register(&mut conn.sock, token(id), Interest::READABLE)?;
+                registry.register(&mut conn.sock, self.tokens.peer(id), Interest::READABLE)?;
             }
         }
         Ok(())
     }
 
     pub(super) fn ready(&mut self, registry: &Registry, event: &mio::event::Event, out: &mut Vec<Event>) {
-        if event.token() == SOCKET {
+        let Some(slot) = Tokens::slot(event.token()) else {
             self.accept(registry, out);
             return;
-        }
+        };
         // A late event for a slot whose peer is gone (or replaced) finds nothing, or the new peer,
         // whose readiness it then really is.
-        let Some(id) = self.conns.at(slot_of(event.token())) else { return };
+        let Some(id) = self.conns.at(slot) else { return };
         if event.is_writable() {
             self.flush(registry, id, out);
         }
@@ -319,7 +321,7 @@ impl Streams {
             }
             let id = self.conns.insert(Conn::new(sock, name, self.max_message));
             let conn = self.conns.get_mut(id).expect("just inserted");
-            if let Err(e) = registry.register(&mut conn.sock, token(id), Interest::READABLE) {
+            if let Err(e) = registry.register(&mut conn.sock, self.tokens.peer(id), Interest::READABLE) {
                 warn!("cannot watch connection from {}: {e}", conn.name);
                 self.conns.remove(id);
                 continue;
@@ -516,7 +518,7 @@ impl Streams {
         // Ask for WRITABLE only while output waits, so an idle connection costs no wake-ups.
         let wants_write = conn.unwritten() > 0;
         if wants_write != conn.wants_write {
-            if let Err(e) = registry.reregister(&mut conn.sock, token(id), interest(wants_write)) {
+            if let Err(e) = registry.reregister(&mut conn.sock, self.tokens.peer(id), interest(wants_write)) {
                 return self.close(registry, id, Closed::Failed(e), out);
             }
             conn.wants_write = wants_write;

@@ -2,6 +2,7 @@
 //! answered by the reply policy; SIGINT/SIGTERM stop it after the replies already due are written.
 
 mod background;
+mod bind;
 
 pub use background::Background;
 
@@ -19,8 +20,8 @@ use crate::config::{Reply, ServerConfig};
 use crate::error::{Result, describe};
 use crate::event_loop::{EventLoop, SIGNALS, WAKER};
 use crate::framing::Framing;
-use crate::net::{Event, PeerId, Settings, Transport};
-use crate::proto::Endpoint;
+use crate::net::{Event, PeerId, Tokens, Transport};
+use crate::proto::{Endpoint, Proto};
 use crate::report::Report;
 use crate::stdin::Input;
 use crate::throttle::Throttle;
@@ -51,47 +52,56 @@ impl Stopper {
     }
 }
 
+/// A peer of one of the server's transports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Peer {
+    transport: usize,
+    id: PeerId,
+}
+
+/// One socket the server serves, and its kind.
+struct Served {
+    proto: Proto,
+    transport: Transport,
+    /// Events it reported, handled after each step of the loop.
+    events: Vec<Event>,
+}
+
 /// A bound server, ready to run.
 pub struct Server {
     config: ServerConfig,
-    transport: Transport,
+    served: Vec<Served>,
     event_loop: EventLoop,
     report: Report,
     stop_flag: Arc<AtomicBool>,
     stop_waker: Arc<Waker>,
     /// Replies owed from stdin, oldest first (`--reply stdin`).
-    owed: VecDeque<PeerId>,
+    owed: VecDeque<Peer>,
     unanswerable: Throttle,
     /// The uppercase of the message being answered, reused from one message to the next.
     upper: Vec<u8>,
     lines: Option<Receiver<Input>>,
-    first_peer: Option<PeerId>,
+    first_peer: Option<Peer>,
     clients: u64,
     messages: u64,
     done: bool,
 }
 
-/// The transport settings a server config implies.
-pub fn settings(config: &ServerConfig) -> Settings {
-    Settings {
-        proto: config.common.proto,
-        framing: config.common.framing,
-        max_message: config.common.max_message,
-        max_peers: if config.once { 1 } else { config.max_clients },
-        once: config.once,
-        max_buffered: config.max_buffered,
-    }
-}
-
 impl Server {
-    /// Binds the configured address. `catch_signals` makes SIGINT/SIGTERM stop it (the binary's case).
-    pub fn bind(config: ServerConfig, report: Report, catch_signals: bool) -> Result<Server> {
-        let mut transport = Transport::listen(&settings(&config), &config.common.endpoint)?;
-        let event_loop = EventLoop::new(&mut transport, catch_signals)?;
+    /// Binds every configured transport. `catch_signals` makes SIGINT/SIGTERM stop it (the binary's case).
+    pub fn bind(config: ServerConfig, mut report: Report, catch_signals: bool) -> Result<Server> {
+        let mut event_loop = EventLoop::new(catch_signals)?;
+        let mut served = Vec::new();
+        for (proto, mut transport) in bind::all(&config)? {
+            event_loop.watch(&mut transport)?;
+            served.push(Served { proto, transport, events: Vec::new() });
+        }
+        // Several kinds at once: every line says which one its peer came over.
+        report.name_kinds(served.iter().any(|s| s.proto != served[0].proto));
         let stop_waker = event_loop.waker();
         Ok(Server {
             config,
-            transport,
+            served,
             event_loop,
             report,
             stop_flag: Arc::new(AtomicBool::new(false)),
@@ -107,14 +117,14 @@ impl Server {
         })
     }
 
-    /// The bound address, as `Listening on` prints it.
+    /// The first transport's bound address, as `Listening on` prints it.
     pub fn local_name(&self) -> String {
-        self.transport.local_name()
+        self.served[0].transport.local_name()
     }
 
-    /// Where clients reach this server: the configured endpoint with the port the OS gave for port 0.
+    /// Where clients reach the first transport: the configured endpoint with the port the OS gave for port 0.
     pub fn endpoint(&self) -> Endpoint {
-        match (&self.config.common.endpoint, self.transport.local_addr()) {
+        match (&self.config.common.endpoint, self.served[0].transport.local_addr()) {
             (Endpoint::Inet { host, .. }, Some(bound)) => Endpoint::Inet { host: host.clone(), port: bound.port() },
             (endpoint, _) => endpoint.clone(),
         }
@@ -130,14 +140,16 @@ impl Server {
         if self.config.reply == Reply::Stdin {
             self.lines = Some(self.event_loop.read_lines(input, self.config.common.max_message)?);
         }
-        self.report.listening(&self.transport.local_name())?;
-        let mut batch = Vec::new();
+        for served in &self.served {
+            self.report.set_kind(served.proto);
+            self.report.listening(&served.transport.local_name())?;
+        }
         let mut next_tick = Instant::now() + TICK;
         let mut draining_until = None;
         loop {
             let now = Instant::now();
             let mut timeout = next_tick.saturating_duration_since(now);
-            if self.transport.has_unread() {
+            if self.served.iter().any(|s| s.transport.has_unread()) {
                 timeout = Duration::ZERO;
             }
             self.report.flush()?;
@@ -148,31 +160,37 @@ impl Server {
                 match event.token() {
                     // A wake-up comes from stdin or from a stopper; the checks below tell which.
                     SIGNALS | WAKER => stop = true,
-                    token if Transport::owns(token) => self.transport.ready(registry, event, &mut batch),
-                    _ => {}
+                    token => {
+                        if let Some(served) = Tokens::owner(token).and_then(|t| self.served.get_mut(t)) {
+                            served.transport.ready(registry, event, &mut served.events);
+                        }
+                    }
                 }
             }
-            self.handle(&mut batch)?;
+            self.handle_all()?;
             self.answer_from_stdin()?;
-            self.transport.read_unread(self.event_loop.poll.registry(), &mut batch);
-            self.handle(&mut batch)?;
-            self.transport.flush(self.event_loop.poll.registry(), &mut batch);
-            self.handle(&mut batch)?;
+            self.each(|transport, registry, events| transport.read_unread(registry, events))?;
+            self.each(|transport, registry, events| transport.flush(registry, events))?;
             if Instant::now() >= next_tick {
-                let idle = self.idle_timeout();
-                self.transport.tick(self.event_loop.poll.registry(), idle, &mut batch);
-                self.handle(&mut batch)?;
+                let (idle, once_grace) = (self.config.idle_timeout, self.config.once.then_some(ONCE_GRACE));
+                for served in &mut self.served {
+                    let idle = idle_timeout(served.proto, idle, once_grace);
+                    served.transport.tick(self.event_loop.poll.registry(), idle, &mut served.events);
+                }
+                self.handle_all()?;
                 next_tick = Instant::now() + TICK;
             }
 
             let stop = stop && (self.event_loop.stop_requested() || self.stop_flag.load(Ordering::SeqCst));
             if (stop || self.done) && draining_until.is_none() {
                 debug!("stopping: writing the replies already due");
-                self.transport.stop_reading(self.event_loop.poll.registry());
+                for served in &mut self.served {
+                    served.transport.stop_reading(self.event_loop.poll.registry());
+                }
                 draining_until = Some(Instant::now() + DRAIN);
             }
             if let Some(deadline) = draining_until {
-                if !self.transport.has_output() {
+                if !self.served.iter().any(|s| s.transport.has_output()) {
                     break;
                 }
                 if Instant::now() >= deadline {
@@ -184,31 +202,44 @@ impl Server {
         self.report.server_summary(self.clients, self.messages)
     }
 
-    /// How long a silent peer is kept: `--idle-timeout`, or less for `--once` over datagrams.
-    fn idle_timeout(&self) -> Option<Duration> {
-        let idle = self.config.idle_timeout;
-        if self.config.once && !self.config.common.proto.is_stream() {
-            return Some(idle.map_or(ONCE_GRACE, |idle| idle.min(ONCE_GRACE)));
+    /// Runs `step` on every transport, then handles what each reported.
+    fn each(&mut self, mut step: impl FnMut(&mut Transport, &mio::Registry, &mut Vec<Event>)) -> Result<()> {
+        for served in &mut self.served {
+            step(&mut served.transport, self.event_loop.poll.registry(), &mut served.events);
         }
-        idle
+        self.handle_all()
     }
 
-    fn handle(&mut self, batch: &mut Vec<Event>) -> Result<()> {
-        for event in batch.drain(..) {
+    fn handle_all(&mut self) -> Result<()> {
+        for t in 0..self.served.len() {
+            let mut events = std::mem::take(&mut self.served[t].events);
+            let handled = self.handle(t, &mut events);
+            // Hand the (empty) vector back, so that its room is reused.
+            self.served[t].events = events;
+            handled?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, t: usize, events: &mut Vec<Event>) -> Result<()> {
+        self.report.set_kind(self.served[t].proto);
+        for event in events.drain(..) {
+            let transport = &mut self.served[t].transport;
             match event {
-                Event::Connected(peer) => {
+                Event::Connected(id) => {
                     self.clients += 1;
-                    self.first_peer.get_or_insert(peer);
-                    self.report.connected(self.transport.peer_name(peer))?;
+                    self.first_peer.get_or_insert(Peer { transport: t, id });
+                    self.report.connected(transport.peer_name(id))?;
                 }
-                Event::Message(peer, message) => {
-                    self.answer(peer, &message)?;
-                    self.transport.recycle(message);
+                Event::Message(id, message) => {
+                    self.answer(Peer { transport: t, id }, &message)?;
+                    self.served[t].transport.recycle(message);
                 }
                 Event::NotSent { peer, reason } => {
-                    warn!("reply to {} not sent: {}", self.transport.peer_name(peer), describe(&reason));
+                    warn!("reply to {} not sent: {}", transport.peer_name(peer), describe(&reason));
                 }
                 Event::Closed { peer, name, reason } => {
+                    let peer = Peer { transport: t, id: peer };
                     self.owed.retain(|&owed| owed != peer);
                     self.report.disconnected(&name, &reason)?;
                     if self.config.once && self.first_peer == Some(peer) {
@@ -220,7 +251,15 @@ impl Server {
         Ok(())
     }
 
-    fn answer(&mut self, peer: PeerId, message: &[u8]) -> Result<()> {
+    fn transport(&mut self, peer: Peer) -> &mut Transport {
+        &mut self.served[peer.transport].transport
+    }
+
+    fn peer_name(&self, peer: Peer) -> &str {
+        self.served[peer.transport].transport.peer_name(peer.id)
+    }
+
+    fn answer(&mut self, peer: Peer, message: &[u8]) -> Result<()> {
         self.messages += 1;
         // One buffer for every message's uppercase form, rather than an allocation each.
         let mut upper = std::mem::take(&mut self.upper);
@@ -231,9 +270,10 @@ impl Server {
         answered
     }
 
-    fn reply(&mut self, peer: PeerId, message: &[u8], upper: &[u8]) -> Result<()> {
-        let name = self.transport.peer_name(peer);
-        self.report.message(name, self.transport.peer_count() > 1, message, upper)?;
+    fn reply(&mut self, peer: Peer, message: &[u8], upper: &[u8]) -> Result<()> {
+        let several = self.served.iter().map(|s| s.transport.peer_count()).sum::<usize>() > 1;
+        let name = self.served[peer.transport].transport.peer_name(peer.id);
+        self.report.message(name, several, message, upper)?;
         let reply = match self.config.reply {
             Reply::Upper => upper,
             Reply::Echo => message,
@@ -248,11 +288,11 @@ impl Server {
                         "{OWED_MAX} messages already wait for a reply typed on stdin: no reply to this one from {name}"
                     ));
                     let earlier = self.owed.iter().filter(|&&owed| owed == peer).count();
-                    self.transport.unanswered(peer, earlier);
+                    self.transport(peer).unanswered(peer.id, earlier);
                     return Ok(());
                 }
                 self.owed.push_back(peer);
-                self.transport.hold(peer, true);
+                self.transport(peer).hold(peer.id, true);
                 if self.owed.len() == 1 {
                     self.report.prompt()?;
                 }
@@ -264,10 +304,10 @@ impl Server {
     }
 
     /// Queues a reply, and handles what sending it may have shown (a peer gone).
-    fn send(&mut self, peer: PeerId, reply: &[u8]) -> Result<()> {
+    fn send(&mut self, peer: Peer, reply: &[u8]) -> Result<()> {
         let mut gone = Vec::new();
-        self.transport.send(peer, reply, &mut gone);
-        self.handle(&mut gone)
+        self.transport(peer).send(peer.id, reply, &mut gone);
+        self.handle(peer.transport, &mut gone)
     }
 
     /// Pairs lines typed (or piped) on stdin with the oldest messages still owed a reply.
@@ -286,30 +326,38 @@ impl Server {
                 Ok(Input::End) | Ok(Input::Failed(_)) | Err(TryRecvError::Disconnected) => {
                     warn!("stdin has ended: {} message(s) will get no reply", self.owed.len());
                     for peer in std::mem::take(&mut self.owed) {
-                        self.transport.hold(peer, false);
+                        self.transport(peer).hold(peer.id, false);
                     }
                     self.lines = None;
                     return Ok(());
                 }
             };
-            if line.is_empty() && self.config.common.framing == Framing::Raw && self.config.common.proto.is_stream() {
+            let proto = self.served[peer.transport].proto;
+            if line.is_empty() && self.config.common.framing == Framing::Raw && proto.is_stream() {
                 // Zero bytes are no message on a raw stream: the reply is still owed, to the next line.
-                warn!(
-                    "an empty line cannot be sent over a raw stream: type the reply to {}",
-                    self.transport.peer_name(peer)
-                );
+                warn!("an empty line cannot be sent over a raw stream: type the reply to {}", self.peer_name(peer));
                 continue;
             }
             self.owed.pop_front();
             if !self.owed.contains(&peer) {
-                self.transport.hold(peer, false);
+                self.transport(peer).hold(peer.id, false);
             }
-            self.report.replied(self.transport.peer_name(peer), &line)?;
+            self.report.set_kind(proto);
+            self.report.replied(self.served[peer.transport].transport.peer_name(peer.id), &line)?;
             self.send(peer, &line)?;
             if !self.owed.is_empty() {
                 self.report.prompt()?;
             }
         }
         Ok(())
+    }
+}
+
+/// How long a silent peer of a `proto` transport is kept: `--idle-timeout`, or less for `--once` over
+/// datagrams, where no peer ever says it is done.
+fn idle_timeout(proto: Proto, idle: Option<Duration>, once_grace: Option<Duration>) -> Option<Duration> {
+    match once_grace {
+        Some(grace) if !proto.is_stream() => Some(idle.map_or(grace, |idle| idle.min(grace))),
+        _ => idle,
     }
 }

@@ -24,7 +24,7 @@ use socket2::SockAddr;
 use super::mmsg::{self, Senders};
 use super::pool::Pool;
 use super::socket::UnixBound;
-use super::{HIGH_WATER, LOW_WATER, PeerId, SOCKET, Settings, interest};
+use super::{HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
 
 /// Datagrams read from one socket before the loop's other work gets a turn.
 const DATAGRAM_BUDGET: usize = 256;
@@ -64,17 +64,17 @@ impl Dgram {
         }
     }
 
-    fn register(&mut self, registry: &Registry, interest: Interest) -> io::Result<()> {
+    fn register(&mut self, registry: &Registry, tokens: Tokens, interest: Interest) -> io::Result<()> {
         match self {
-            Dgram::Udp(s) => registry.register(s, SOCKET, interest),
-            Dgram::Unix(s) => registry.register(s, SOCKET, interest),
+            Dgram::Udp(s) => registry.register(s, tokens.socket(), interest),
+            Dgram::Unix(s) => registry.register(s, tokens.socket(), interest),
         }
     }
 
-    fn reregister(&mut self, registry: &Registry, interest: Interest) -> io::Result<()> {
+    fn reregister(&mut self, registry: &Registry, tokens: Tokens, interest: Interest) -> io::Result<()> {
         match self {
-            Dgram::Udp(s) => registry.reregister(s, SOCKET, interest),
-            Dgram::Unix(s) => registry.reregister(s, SOCKET, interest),
+            Dgram::Udp(s) => registry.reregister(s, tokens.socket(), interest),
+            Dgram::Unix(s) => registry.reregister(s, tokens.socket(), interest),
         }
     }
 
@@ -211,10 +211,10 @@ impl Outbox {
     }
 
     /// Asks for WRITABLE while datagrams wait, and stops asking once they are gone.
-    fn watch(&mut self, sock: &mut Dgram, registry: &Registry) {
+    fn watch(&mut self, sock: &mut Dgram, registry: &Registry, tokens: Tokens) {
         let wants_write = !self.queue.is_empty();
         if wants_write != self.wants_write {
-            match sock.reregister(registry, interest(wants_write)) {
+            match sock.reregister(registry, tokens, interest(wants_write)) {
                 Ok(()) => self.wants_write = wants_write,
                 Err(e) => warn!("cannot watch the socket for writing: {e}"),
             }
@@ -225,6 +225,7 @@ impl Outbox {
 /// What a datagram server and client share: the socket, its buffers, and the reading state.
 struct Core {
     sock: Dgram,
+    tokens: Tokens,
     inbox: Inbox,
     outbox: Outbox,
     pool: Pool,
@@ -241,6 +242,7 @@ impl Core {
     fn new(settings: &Settings, sock: Dgram, unix: Option<UnixBound>) -> Core {
         Core {
             sock,
+            tokens: settings.tokens,
             inbox: Inbox::new(settings.max_message),
             outbox: Outbox::default(),
             pool: Pool::default(),
@@ -253,12 +255,12 @@ impl Core {
     }
 
     fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        self.sock.register(registry, Interest::READABLE)
+        self.sock.register(registry, self.tokens, Interest::READABLE)
     }
 
     /// After a send: WRITABLE asked for as needed, and reading resumed once the queue is short.
     fn watch(&mut self, registry: &Registry) {
-        self.outbox.watch(&mut self.sock, registry);
+        self.outbox.watch(&mut self.sock, registry, self.tokens);
         if self.paused && self.outbox.bytes <= LOW_WATER {
             self.paused = false;
             self.unread = true;
