@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # What the scripts in scripts/ share. Source it first: . "$(dirname "$0")/lib.sh"
 #
-# - finds netpair: $NETPAIR if set, else `cargo build --release -q` and target/release/netpair;
+# - finds netpair: $NETPAIR if set, else builds the installed kind (static.sh) into
+#   target/HOST/release/netpair and uses that;
 # - np_server / np_bg / np_wait / np_stop: run netpair in the background, each with its own
 #   transcript files in a temp dir, and wait for it with a deadline;
 # - wait_for: poll a condition until a deadline (never a bare sleep standing in for readiness);
@@ -35,8 +36,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [[ -z ${NETPAIR:-} ]]; then
-  cargo build --release -q
-  NETPAIR=$PWD/target/release/netpair
+  # The binary scripts/install.sh installs, static on glibc (static.sh), so the figures are the users'.
+  . scripts/static.sh
+  np_cargo_static build --release --locked -q
+  NETPAIR=$PWD/target/$NP_HOST/release/netpair
 fi
 [[ -x $NETPAIR ]] || { echo "FAIL: netpair binary $NETPAIR is not executable" >&2; exit 1; }
 

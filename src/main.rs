@@ -8,14 +8,15 @@ use log::LevelFilter;
 use netpair::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::from_env() {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
             return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    let (verbose, quiet) = cli.verbosity();
+    init_logging(verbose, quiet);
     match cli.into_config().and_then(netpair::run) {
         Ok(code) => ExitCode::from(code),
         // Somebody closed our stdout (`netpair client | head -1`): nothing more to say.

@@ -87,7 +87,17 @@ impl Report {
 
     /// A report into any pair of writers (in-process runs capture them).
     pub fn to(proto: Proto, json: bool, prompt: bool, out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Self {
-        Report { json, silent: false, name_kinds: false, recording: None, proto, prompt: prompt && !json, out, err, pending: Vec::new() }
+        Report {
+            json,
+            silent: false,
+            name_kinds: false,
+            recording: None,
+            proto,
+            prompt: prompt && !json,
+            out,
+            err,
+            pending: Vec::new(),
+        }
     }
 
     /// A report that shows nothing and costs nothing, for a server whose transcript nobody reads.

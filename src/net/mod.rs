@@ -378,5 +378,3 @@ impl Transport {
 fn interest(wants_write: bool) -> Interest {
     if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE }
 }
-
-

@@ -1,0 +1,197 @@
+//! Each subcommand's flags, one definition each: the `///` comment on a field is its `--help`.
+//! A subcommand takes only the flags it uses; what two subcommands share word for word is a group
+//! flattened into both ([`Talk`], [`Verbosity`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Subcommand};
+
+use super::values::{Prompt, parse_duration, port_to_connect};
+use crate::config::Reply;
+use crate::error::exit;
+use crate::framing::Framing;
+use crate::proto::Proto;
+
+/// The tutorial's address, where a server listens and a client connects unless told otherwise.
+const HOST: &str = "127.0.0.1";
+const PORT: u16 = 5001;
+
+/// What to run, with its own flags.
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Listen, print each message and its uppercase form, and reply.
+    #[command(after_help = exit::HELP)]
+    Server(ServerArgs),
+    /// Send each stdin line as a message and print the replies; a line `q` ends.
+    #[command(after_help = exit::HELP)]
+    Client(ClientArgs),
+    /// Run one conversation over tcp, udp, unix and unixgram and show the differences side by side.
+    #[command(after_help = exit::HELP)]
+    Compare(CompareArgs),
+    /// Measure round-trip latency and throughput, against an in-process server or a running one.
+    #[command(after_help = exit::HELP)]
+    Bench(BenchArgs),
+}
+
+/// `netpair server`.
+#[derive(Debug, Args)]
+pub(super) struct ServerArgs {
+    /// Socket kinds to listen on: one, or a comma-separated list served together by one process
+    /// (tcp,udp share the port number).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "tcp")]
+    pub(super) proto: Vec<Proto>,
+    /// Host name or address to listen on.
+    #[arg(long, default_value = HOST)]
+    pub(super) host: String,
+    /// Port to listen on; 0 asks the OS for a free one.
+    #[arg(long, default_value_t = PORT)]
+    pub(super) port: u16,
+    /// Socket file (or @name, an abstract socket) to listen on, for --proto unix and unixgram; with
+    /// both in --proto, two comma-separated, in the order of --proto.
+    #[arg(long, value_delimiter = ',')]
+    pub(super) path: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(super) talk: Talk,
+    /// What goes back: the uppercased message, the message itself, or the next line typed on stdin.
+    #[arg(long, value_enum, default_value_t = Reply::Upper)]
+    pub(super) reply: Reply,
+    /// Serve one client and exit when it is done.
+    #[arg(long)]
+    pub(super) once: bool,
+    /// Forget a peer that has sent nothing, and taken none of its replies, for this long (0 = never).
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub(super) idle_timeout: Duration,
+    /// Most peers served at once; more are turned away.
+    #[arg(long, default_value_t = 16384)]
+    pub(super) max_clients: usize,
+    /// Most bytes held for all peers together (unfinished lines, unwritten replies); past it, peers
+    /// holding the most are not read from until it drops.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::config::MAX_BUFFERED)]
+    pub(super) max_buffered: usize,
+    #[command(flatten)]
+    pub(super) verbosity: Verbosity,
+}
+
+/// `netpair client`.
+#[derive(Debug, Args)]
+pub(super) struct ClientArgs {
+    /// Socket kind to connect with.
+    #[arg(long, value_enum, default_value_t = Proto::Tcp)]
+    pub(super) proto: Proto,
+    /// Host name or address of the server.
+    #[arg(long, default_value = HOST)]
+    pub(super) host: String,
+    /// Port of the server.
+    #[arg(long, value_parser = port_to_connect, default_value_t = PORT)]
+    pub(super) port: u16,
+    /// Socket file of the server, for --proto unix and unixgram.
+    #[arg(long)]
+    pub(super) path: Option<PathBuf>,
+    #[command(flatten)]
+    pub(super) talk: Talk,
+    /// How long to wait for each reply (e.g. 500ms, 2s).
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub(super) timeout: Duration,
+    #[command(flatten)]
+    pub(super) verbosity: Verbosity,
+}
+
+/// How the server and the client carry the conversation: the same flags, with the same meaning, on both.
+#[derive(Debug, Args)]
+pub(super) struct Talk {
+    /// How a stream is cut into messages (datagrams are always one message each).
+    #[arg(long, value_enum, default_value_t = Framing::Line)]
+    pub(super) framing: Framing,
+    /// Largest message in bytes [default: 65507 for datagrams, 1 MiB for streams].
+    #[arg(long, value_name = "BYTES")]
+    pub(super) max_message: Option<usize>,
+    /// One JSON object per line on stdout for each event, instead of the transcript.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Print a ` ? ` prompt before reading each line of stdin: auto = when stdin is a terminal.
+    #[arg(long, value_enum, default_value_t = Prompt::Auto)]
+    pub(super) prompt: Prompt,
+}
+
+/// `netpair compare`.
+#[derive(Debug, Args)]
+pub(super) struct CompareArgs {
+    /// Messages in the conversation.
+    #[arg(long, default_value_t = 20)]
+    pub(super) messages: usize,
+    /// Bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    pub(super) size: usize,
+    /// Use the lines of this file as the conversation instead.
+    #[arg(long, value_name = "FILE")]
+    pub(super) input: Option<PathBuf>,
+    /// The table as one JSON object on stdout, for scripts.
+    #[arg(long)]
+    pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) verbosity: Verbosity,
+}
+
+/// `netpair bench`.
+#[derive(Debug, Args)]
+pub(super) struct BenchArgs {
+    /// Socket kinds to measure, one after the other: a comma-separated list such as tcp,udp.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "tcp")]
+    pub(super) proto: Vec<Proto>,
+    /// Host name or address: where the in-process server listens, or with --connect the server's.
+    #[arg(long, default_value = HOST)]
+    pub(super) host: String,
+    /// Port of the server to --connect to (the in-process server takes a free one).
+    #[arg(long, default_value_t = PORT)]
+    pub(super) port: u16,
+    /// Socket file for --proto unix and unixgram: where the in-process server listens (default: in a
+    /// temporary directory), or with --connect the server's.
+    #[arg(long)]
+    pub(super) path: Option<PathBuf>,
+    /// Load the netpair server already running at --host/--port (or --path); without it, bench starts
+    /// its own in-process, on a free port (or --path).
+    #[arg(long)]
+    pub(super) connect: bool,
+    /// Clients, each with its own socket.
+    #[arg(long, default_value_t = 1)]
+    pub(super) clients: usize,
+    /// Messages per client after the warm-up [default: run for --duration].
+    #[arg(long, conflicts_with = "duration")]
+    pub(super) messages: Option<u64>,
+    /// How long to measure after the warm-up [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) duration: Option<Duration>,
+    /// Bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub(super) size: usize,
+    /// Messages in flight per client: 1 is ping-pong.
+    #[arg(long, default_value_t = 1)]
+    pub(super) window: usize,
+    /// Open loop: send this many messages per second in all, on a fixed schedule; latency counts from
+    /// when each was due, so a stall is never hidden.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub(super) rate: Option<f64>,
+    /// Send for this long before measuring.
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
+    pub(super) warmup: Duration,
+    /// Client threads [default: one per core].
+    #[arg(long)]
+    pub(super) threads: Option<usize>,
+    /// The results as one JSON object on stdout, instead of the table.
+    #[arg(long)]
+    pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) verbosity: Verbosity,
+}
+
+/// How much goes to stderr: every subcommand's.
+#[derive(Debug, Args)]
+pub(super) struct Verbosity {
+    /// More diagnostics on stderr (-vv for debug).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub(super) verbose: u8,
+    /// Fewer diagnostics on stderr (-qq for none).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub(super) quiet: u8,
+}

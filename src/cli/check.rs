@@ -1,0 +1,254 @@
+//! The checks clap cannot make alone (flags that must fit together, limits that depend on the socket
+//! kind), turning parsed flags into the [`Config`] a command runs with.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::Cli;
+use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, ServerArgs, Talk};
+use crate::compare;
+use crate::config::{
+    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, ServerConfig, Stop, UDP_MAX,
+    default_max_message,
+};
+use crate::error::{Error, Result};
+use crate::proto::{Endpoint, Proto};
+
+/// The longest --duration or --warmup (and time between scheduled sends) taken.
+const MAX_RUN: Duration = Duration::from_secs(30 * 86_400);
+/// The most messages in flight per client.
+const MAX_WINDOW: usize = 1 << 16;
+
+impl Cli {
+    /// Checks what clap could not and builds the settings; a flag that does not fit is [`Error::Usage`].
+    pub fn into_config(self) -> Result<Config> {
+        Ok(match self.command {
+            Command::Server(args) => Config::Server(server(args)?),
+            Command::Client(args) => Config::Client(client(args)?),
+            Command::Compare(args) => Config::Compare(compare(args)?),
+            Command::Bench(args) => Config::Bench(bench(args)?),
+        })
+    }
+}
+
+fn server(args: ServerArgs) -> Result<ServerConfig> {
+    // Each kind once, in the order first given.
+    let mut protos: Vec<Proto> = Vec::new();
+    for proto in &args.proto {
+        if !protos.contains(proto) {
+            protos.push(*proto);
+        }
+    }
+    let unix = protos.iter().filter(|p| p.is_unix()).count();
+    if args.path.len() > unix.max(1) || (unix > 0 && args.path.len() != unix) {
+        return Err(Error::Usage(match unix {
+            0 | 1 => format!("--path takes one socket file here, not {}", args.path.len()),
+            _ => format!(
+                "--proto has {unix} Unix kinds: --path takes as many socket files, comma-separated, in that order"
+            ),
+        }));
+    }
+    let Some((&first, rest)) = protos.split_first() else {
+        return Err(Error::Usage("--proto needs a socket kind".into()));
+    };
+    if unix == 0
+        && let Some(path) = args.path.first()
+    {
+        // The single-kind message: --path is for the Unix kinds.
+        endpoint(first, &args.host, args.port, Some(path.clone()))?;
+    }
+    // Each Unix kind takes the next path, in the order of --proto.
+    let mut paths = args.path.into_iter();
+    let mut place =
+        |proto: Proto| endpoint(proto, &args.host, args.port, proto.is_unix().then(|| paths.next()).flatten());
+    let first_endpoint = place(first)?;
+    let given = args.talk.max_message;
+    let mut also = Vec::new();
+    for &proto in rest {
+        also.push(Listen { proto, endpoint: place(proto)?, max_message: max_message(proto, given)? });
+    }
+    Ok(ServerConfig {
+        common: common(first, first_endpoint, args.talk)?,
+        also,
+        reply: args.reply,
+        once: args.once,
+        idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+        max_clients: positive(args.max_clients, "--max-clients")?,
+        max_buffered: positive(args.max_buffered, "--max-buffered")?,
+    })
+}
+
+fn client(args: ClientArgs) -> Result<ClientConfig> {
+    if args.timeout.is_zero() {
+        return Err(Error::Usage("--timeout must be more than 0".into()));
+    }
+    let endpoint = endpoint(args.proto, &args.host, args.port, args.path)?;
+    Ok(ClientConfig { common: common(args.proto, endpoint, args.talk)?, timeout: args.timeout })
+}
+
+/// What the server and the client share: where, and how messages are framed and shown.
+fn common(proto: Proto, endpoint: Endpoint, talk: Talk) -> Result<Common> {
+    Ok(Common {
+        proto,
+        endpoint,
+        framing: talk.framing,
+        max_message: max_message(proto, talk.max_message)?,
+        json: talk.json,
+        prompt: talk.prompt.enabled(),
+    })
+}
+
+fn compare(args: CompareArgs) -> Result<CompareConfig> {
+    let messages = positive(args.messages, "--messages")?;
+    let lines = compare::conversation(args.input.as_deref(), messages, args.size)?;
+    Ok(CompareConfig { lines, json: args.json })
+}
+
+fn bench(args: BenchArgs) -> Result<BenchConfig> {
+    let usage = |text: String| Err(Error::Usage(text));
+    let mut protos = args.proto;
+    protos.dedup();
+    for (value, flag) in [(args.clients, "--clients"), (args.window, "--window"), (args.size, "--size")] {
+        positive(value, flag)?;
+    }
+    let stop = match (args.messages, args.duration) {
+        (Some(0), _) => return usage("--messages must be more than 0".into()),
+        (Some(n), _) => Stop::Messages(n),
+        (None, Some(d)) if d.is_zero() => return usage("--duration must be more than 0".into()),
+        (None, Some(d)) => Stop::Duration(d),
+        (None, None) => Stop::Duration(Duration::from_secs(5)),
+    };
+    for (d, flag) in [(Some(args.warmup), "--warmup"), (args.duration, "--duration")] {
+        if d.is_some_and(|d| d > MAX_RUN) {
+            return usage(format!("{flag} is over {} days", MAX_RUN.as_secs() / 86_400));
+        }
+    }
+    if let Some(rate) = args.rate {
+        // Each client's time between sends must be a time this run can reach.
+        let every = Duration::try_from_secs_f64(args.clients as f64 / rate).ok().filter(|&d| d <= MAX_RUN);
+        if !(rate.is_finite() && rate > 0.0) || every.is_none() {
+            return usage(
+                "--rate must be messages per second above 0, enough for each client to send within 30 days".into(),
+            );
+        }
+    }
+    if args.window > MAX_WINDOW {
+        return usage(format!("--window {} is over {MAX_WINDOW} messages in flight per client", args.window));
+    }
+    let tag = crate::bench::tag_len(args.clients);
+    if args.size < tag {
+        return usage(format!(
+            "--size {} is too small: with --clients {} each message needs {tag} bytes to name its client and number",
+            args.size, args.clients
+        ));
+    }
+    let datagrams = protos.iter().any(|p| !p.is_stream());
+    let ceiling = if datagrams { UDP_MAX } else { LINE_MAX };
+    if args.size > ceiling {
+        let why = if datagrams { "the largest UDP message" } else { "the server's line limit" };
+        return usage(format!("--size {} is over {why} ({ceiling} bytes)", args.size));
+    }
+    let unix = protos.iter().filter(|p| p.is_unix()).count();
+    if args.connect && unix > 0 && args.path.is_none() {
+        return usage("--connect with --proto unix or unixgram needs --path SOCKET_FILE".into());
+    }
+    if args.connect && unix > 1 {
+        return usage("--connect can reach unix and unixgram only one at a time (one --path)".into());
+    }
+    if args.path.as_deref().is_some_and(|path| path.as_os_str().is_empty()) {
+        return usage("--path must not be empty".into());
+    }
+    let threads = match args.threads {
+        Some(n) => positive(n, "--threads")?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    Ok(BenchConfig {
+        protos,
+        host: args.host,
+        port: args.port,
+        path: args.path,
+        connect: args.connect,
+        clients: args.clients,
+        stop,
+        size: args.size,
+        window: args.window,
+        rate: args.rate,
+        warmup: args.warmup,
+        threads: threads.min(args.clients),
+        json: args.json,
+    })
+}
+
+/// A path for the Unix kinds, a host and port for the others; either given where it does not belong is an error.
+fn endpoint(proto: Proto, host: &str, port: u16, path: Option<PathBuf>) -> Result<Endpoint> {
+    match (proto.is_unix(), path) {
+        (true, Some(path)) if path == Path::new("") => Err(Error::Usage("--path must not be empty".into())),
+        (true, Some(path)) => Ok(Endpoint::Path(path)),
+        (true, None) => Err(Error::Usage(format!("--proto {proto} needs --path SOCKET_FILE"))),
+        (false, Some(_)) => {
+            Err(Error::Usage(format!("--path is for --proto unix or unixgram, not {proto} (use --host and --port)")))
+        }
+        (false, None) => Ok(Endpoint::Inet { host: host.to_string(), port }),
+    }
+}
+
+/// `--max-message`, or the kind's default; never past what one UDP datagram can carry.
+fn max_message(proto: Proto, given: Option<usize>) -> Result<usize> {
+    let max = positive(given.unwrap_or(default_max_message(proto)), "--max-message")?;
+    if proto == Proto::Udp && max > UDP_MAX {
+        return Err(Error::Usage(format!(
+            "--max-message {max} is over the largest UDP payload on IPv4 ({UDP_MAX} bytes)"
+        )));
+    }
+    Ok(max)
+}
+
+fn positive(value: usize, flag: &str) -> Result<usize> {
+    if value == 0 {
+        return Err(Error::Usage(format!("{flag} must be more than 0")));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config> {
+        let mut all = vec!["netpair"];
+        all.extend_from_slice(args);
+        Cli::from_args(all).unwrap_or_else(|e| panic!("{args:?}: {e}")).into_config()
+    }
+
+    #[test]
+    fn unix_needs_path_and_udp_has_a_ceiling() {
+        assert!(matches!(config(&["--proto", "unix", "server"]), Err(Error::Usage(_))));
+        assert!(matches!(config(&["--path", "/tmp/x", "server"]), Err(Error::Usage(_))));
+        assert!(matches!(config(&["--proto", "udp", "--max-message", "70000", "server"]), Err(Error::Usage(_))));
+        assert!(config(&["--proto", "unixgram", "--path", "/tmp/x", "client"]).is_ok());
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let Ok(Config::Bench(bench)) = config(&["bench"]) else { panic!("expected bench") };
+        assert_eq!((bench.protos, bench.port, bench.clients, bench.window), (vec![Proto::Tcp], 5001, 1, 1));
+        assert_eq!((bench.stop, bench.warmup), (Stop::Duration(Duration::from_secs(5)), Duration::from_millis(500)));
+        let Ok(Config::Client(client)) = config(&["client"]) else { panic!("expected client") };
+        assert_eq!(client.common.endpoint, Endpoint::loopback(5001));
+        assert_eq!((client.common.max_message, client.timeout), (LINE_MAX, Duration::from_secs(2)));
+        let Ok(Config::Server(server)) = config(&["--proto", "udp", "server"]) else { panic!("expected server") };
+        assert_eq!((server.common.max_message, server.max_clients), (UDP_MAX, 16384));
+        assert_eq!(server.idle_timeout, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn flags_go_either_side_of_the_subcommand() {
+        for args in [&["--proto", "udp", "--port", "0", "server"], &["server", "--proto", "udp", "--port", "0"]] {
+            let Ok(Config::Server(server)) = config(args) else { panic!("{args:?}: expected server") };
+            assert_eq!((server.common.proto, server.common.endpoint), (Proto::Udp, Endpoint::loopback(0)), "{args:?}");
+        }
+        // One after the subcommand wins over one before it.
+        let Ok(Config::Client(client)) = config(&["--port", "1", "client", "--port", "2"]) else { panic!() };
+        assert_eq!(client.common.endpoint, Endpoint::loopback(2));
+    }
+}
