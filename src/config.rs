@@ -9,6 +9,16 @@ use crate::proto::{Endpoint, Proto};
 
 /// Largest UDP payload over IPv4 (65,535 − 20 − 8).
 pub const UDP_MAX: usize = 65_507;
+/// Largest UDP payload over IPv6 (65,535 − 8: the IPv6 header is not counted in its payload length).
+pub const UDP6_MAX: usize = 65_527;
+
+/// The largest UDP payload to an endpoint: more over IPv6, when the host is an IPv6 address.
+pub fn udp_max(endpoint: &Endpoint) -> usize {
+    match endpoint {
+        Endpoint::Inet { host, .. } if host.parse::<std::net::Ipv6Addr>().is_ok() => UDP6_MAX,
+        _ => UDP_MAX,
+    }
+}
 /// Default bound for a line on a stream.
 pub const LINE_MAX: usize = 1 << 20;
 

@@ -25,6 +25,16 @@ pub fn send_buffer_full(sock: &impl AsFd) -> bool {
     unsent(sock) >= size - size / 8
 }
 
+/// Turns on a socket option that takes an int (`setsockopt(level, name, 1)`), for the options no
+/// safe wrapper offers: `IP_PKTINFO`, `IPV6_RECVPKTINFO`, `SO_RXQ_OVFL`, `IP_RECVERR`.
+pub fn turn_on(sock: &impl AsFd, level: libc::c_int, name: libc::c_int) -> std::io::Result<()> {
+    let one: libc::c_int = 1;
+    let size = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: setsockopt reads one c_int that lives across the call, on a socket the caller owns.
+    let rc = unsafe { libc::setsockopt(sock.as_fd().as_raw_fd(), level, name, (&raw const one).cast(), size) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
 /// The CPU-time clock of a thread of this process that is still running (its handle is held).
 pub fn thread_cpu_clock<T>(thread: &JoinHandle<T>) -> Option<libc::clockid_t> {
     use std::os::unix::thread::JoinHandleExt;

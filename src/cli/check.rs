@@ -9,7 +9,7 @@ use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, ServerArgs, Talk}
 use crate::compare;
 use crate::config::{
     BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, ServerConfig, Stop, UDP_MAX,
-    default_max_message,
+    default_max_message, udp_max,
 };
 use crate::error::{Error, Result};
 use crate::proto::{Endpoint, Proto};
@@ -65,7 +65,9 @@ fn server(args: ServerArgs) -> Result<ServerConfig> {
     let given = args.talk.max_message;
     let mut also = Vec::new();
     for &proto in rest {
-        also.push(Listen { proto, endpoint: place(proto)?, max_message: max_message(proto, given)? });
+        let endpoint = place(proto)?;
+        let max_message = max_message(proto, &endpoint, given)?;
+        also.push(Listen { proto, endpoint, max_message });
     }
     Ok(ServerConfig {
         common: common(first, first_endpoint, args.talk)?,
@@ -88,14 +90,8 @@ fn client(args: ClientArgs) -> Result<ClientConfig> {
 
 /// What the server and the client share: where, and how messages are framed and shown.
 fn common(proto: Proto, endpoint: Endpoint, talk: Talk) -> Result<Common> {
-    Ok(Common {
-        proto,
-        endpoint,
-        framing: talk.framing,
-        max_message: max_message(proto, talk.max_message)?,
-        json: talk.json,
-        prompt: talk.prompt.enabled(),
-    })
+    let max_message = max_message(proto, &endpoint, talk.max_message)?;
+    Ok(Common { proto, endpoint, framing: talk.framing, max_message, json: talk.json, prompt: talk.prompt.enabled() })
 }
 
 fn compare(args: CompareArgs) -> Result<CompareConfig> {
@@ -192,12 +188,16 @@ fn endpoint(proto: Proto, host: &str, port: u16, path: Option<PathBuf>) -> Resul
     }
 }
 
-/// `--max-message`, or the kind's default; never past what one UDP datagram can carry.
-fn max_message(proto: Proto, given: Option<usize>) -> Result<usize> {
-    let max = positive(given.unwrap_or(default_max_message(proto)), "--max-message")?;
-    if proto == Proto::Udp && max > UDP_MAX {
+/// `--max-message`, or the kind's default; never past what one UDP datagram can carry to `endpoint`
+/// (65,507 bytes over IPv4, 65,527 over IPv6).
+fn max_message(proto: Proto, endpoint: &Endpoint, given: Option<usize>) -> Result<usize> {
+    let ceiling = udp_max(endpoint);
+    let default = if proto == Proto::Udp { ceiling } else { default_max_message(proto) };
+    let max = positive(given.unwrap_or(default), "--max-message")?;
+    if proto == Proto::Udp && max > ceiling {
+        let family = if ceiling == UDP_MAX { "IPv4" } else { "IPv6" };
         return Err(Error::Usage(format!(
-            "--max-message {max} is over the largest UDP payload on IPv4 ({UDP_MAX} bytes)"
+            "--max-message {max} is over the largest UDP payload on {family} ({ceiling} bytes)"
         )));
     }
     Ok(max)

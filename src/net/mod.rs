@@ -195,6 +195,7 @@ impl Transport {
                 let sock = first_ok(resolve(host, *port)?, named, UdpSocket::bind)
                     .map_err(|(what, source)| Error::Bind { what, source })?;
                 widen_buffer(&sock, Buffer::Receive);
+                datagram::ask_for_local_addresses(&sock);
                 Transport::DatagramServer(DatagramServer::new(settings, Dgram::Udp(sock), None))
             }
             (Proto::Unix, Endpoint::Path(path)) => {

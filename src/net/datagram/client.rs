@@ -127,7 +127,7 @@ impl DatagramClient {
                 Err(_) => {}
             }
         }
-        let outgoing = Outgoing { peer: Transport::server(), to: None, datagram };
+        let outgoing = Outgoing { peer: Transport::server(), to: None, from: None, datagram };
         if !self.core.outbox.offer(outgoing) {
             self.unsent.warn(format_args!("send queue full: datagram to {} dropped", self.server_name));
             return;

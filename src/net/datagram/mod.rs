@@ -16,15 +16,42 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
-use log::warn;
+use log::{debug, warn};
 use mio::net::{UdpSocket, UnixDatagram};
 use mio::{Interest, Registry};
 use socket2::SockAddr;
 
-use super::mmsg::{self, Senders};
+use super::mmsg::{self, Local, Senders};
 use super::pool::Pool;
 use super::socket::UnixBound;
 use super::{HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
+use crate::sys;
+
+/// On a UDP socket bound to every address (`0.0.0.0`, `::`), asks the kernel to say which address
+/// each datagram came to, so that its reply leaves from that address: a client that connected its
+/// socket to the server's second address takes replies from that address only. And on every
+/// datagram socket, asks for the count of datagrams dropped for want of room in its buffer.
+pub(super) fn ask_for_local_addresses(sock: &UdpSocket) {
+    let Ok(local) = sock.local_addr() else { return };
+    let on = |level, name, what: &str| {
+        if let Err(e) = sys::turn_on(sock, level, name) {
+            debug!("cannot ask for {what}: {e}");
+        }
+    };
+    if local.ip().is_unspecified() {
+        on(libc::IPPROTO_IP, libc::IP_PKTINFO, "IPv4 destination addresses");
+        if local.is_ipv6() {
+            on(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, "IPv6 destination addresses");
+        }
+    }
+}
+
+/// Asks for the count of datagrams the kernel drops on `sock` because its receive buffer is full.
+pub(super) fn count_drops(sock: &impl std::os::fd::AsFd) {
+    if let Err(e) = sys::turn_on(sock, libc::SOL_SOCKET, libc::SO_RXQ_OVFL) {
+        debug!("cannot count dropped datagrams: {e}");
+    }
+}
 
 /// Datagrams read from one socket before the loop's other work gets a turn.
 const DATAGRAM_BUDGET: usize = 256;
@@ -148,6 +175,8 @@ struct Outgoing {
     peer: PeerId,
     /// None on a connected socket.
     to: Option<SockAddr>,
+    /// The address it leaves from, when the socket is bound to every address.
+    from: Option<Local>,
     datagram: Vec<u8>,
 }
 
@@ -190,8 +219,8 @@ impl Outbox {
     /// returned with its error, for the caller to deal with and call again.
     fn send(&mut self, sock: &Dgram, per_call: usize, drop_when_full: bool) -> Option<(Outgoing, io::Error)> {
         while !self.queue.is_empty() {
-            let batch = self.queue.iter().take(per_call).map(|o| (o.datagram.as_slice(), o.to.as_ref()));
-            match mmsg::send_batch(sock.fd(), batch) {
+            let batch = self.queue.iter().take(per_call).map(|o| (o.datagram.as_slice(), o.to.as_ref(), o.from));
+            match mmsg::send_batch_from(sock.fd(), batch) {
                 Ok(sent) => {
                     for sent in self.queue.drain(..sent) {
                         self.bytes -= sent.cost();
@@ -240,6 +269,10 @@ struct Core {
 
 impl Core {
     fn new(settings: &Settings, sock: Dgram, unix: Option<UnixBound>) -> Core {
+        match &sock {
+            Dgram::Udp(s) => count_drops(s),
+            Dgram::Unix(s) => count_drops(s),
+        }
         Core {
             sock,
             tokens: settings.tokens,

@@ -12,7 +12,7 @@ use super::{Core, DATAGRAM_BUDGET, Dgram, Outgoing, PeerKey};
 use crate::error::describe;
 use crate::framing::strip_line_end;
 use crate::net::line_ends::LineEnds;
-use crate::net::mmsg::{self, Senders};
+use crate::net::mmsg::{self, Local, Senders};
 use crate::net::slots::Slots;
 use crate::net::socket::UnixBound;
 use crate::net::{Closed, Event, PeerId, Settings};
@@ -26,6 +26,8 @@ struct Peer {
     line_ends: LineEnds,
     /// The server still owes it replies: not forgotten when idle.
     held: bool,
+    /// The server's own address it last wrote to, for its replies to leave from.
+    local: Option<Local>,
     last_active: Instant,
 }
 
@@ -113,6 +115,9 @@ impl DatagramServer {
         let Some(id) = self.peer_for(PeerKey(key), out) else { return };
         let Some(peer) = self.peers.get_mut(id) else { return };
         peer.last_active = Instant::now();
+        if let Some(local) = self.senders.local(i) {
+            peer.local = Some(local);
+        }
         let Ok(datagram) = self.core.inbox.get(i) else {
             let max = self.core.max_message;
             self.dropped
@@ -137,6 +142,7 @@ impl DatagramServer {
             key: key.clone(),
             line_ends: LineEnds::default(),
             held: false,
+            local: None,
             last_active: Instant::now(),
         });
         self.by_key.insert(key, id);
@@ -162,7 +168,7 @@ impl DatagramServer {
             ));
             return;
         }
-        let outgoing = Outgoing { peer: id, to: Some(peer.key.0.clone()), datagram };
+        let outgoing = Outgoing { peer: id, to: Some(peer.key.0.clone()), from: peer.local, datagram };
         if !self.core.outbox.offer(outgoing) {
             self.unsent.warn(format_args!("send queue full: reply to {} dropped", peer.name));
             return;
