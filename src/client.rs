@@ -64,7 +64,7 @@ pub fn run(
         once: false,
         max_buffered: usize::MAX,
     };
-    let mut transport = Transport::connect(&settings, &config.common.endpoint, config.timeout)?;
+    let mut transport = Transport::connect(&settings, &config.common.endpoint, config.connect_timeout)?;
     let mut event_loop = EventLoop::new(catch_signals)?;
     event_loop.watch(&mut transport)?;
     // Read ahead no more than a line can hold; longer lines are reported and skipped.

@@ -106,7 +106,12 @@ pub struct ClientConfig {
     pub common: Common,
     /// How long to wait for each reply.
     pub timeout: Duration,
+    /// How long a connect may take (TCP; the other kinds connect at once or not at all).
+    pub connect_timeout: Duration,
 }
+
+/// The default `--connect-timeout`: it outlasts two lost SYNs (retried after 1 s, then 2 s more).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings for `netpair compare`.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{Process, Proto, netpair, run};
+use common::{Process, netpair, run};
 
 /// Starts `netpair ARGS server` and returns it with its `Listening on` lines.
 fn server(args: &[&str], listening: usize) -> (Process, Vec<String>) {

@@ -93,6 +93,9 @@ pub(super) struct ClientArgs {
     /// How long to wait for each reply (e.g. 500ms, 2s).
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub(super) timeout: Duration,
+    /// How long a TCP connect may take; longer than TCP's retries of a lost SYN (1 s, then 2 s more).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub(super) connect_timeout: Duration,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }

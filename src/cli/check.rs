@@ -85,7 +85,14 @@ fn client(args: ClientArgs) -> Result<ClientConfig> {
         return Err(Error::Usage("--timeout must be more than 0".into()));
     }
     let endpoint = endpoint(args.proto, &args.host, args.port, args.path)?;
-    Ok(ClientConfig { common: common(args.proto, endpoint, args.talk)?, timeout: args.timeout })
+    if args.connect_timeout.is_zero() {
+        return Err(Error::Usage("--connect-timeout must be more than 0".into()));
+    }
+    Ok(ClientConfig {
+        common: common(args.proto, endpoint, args.talk)?,
+        timeout: args.timeout,
+        connect_timeout: args.connect_timeout,
+    })
 }
 
 /// What the server and the client share: where, and how messages are framed and shown.

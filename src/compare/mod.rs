@@ -196,7 +196,11 @@ fn short_error(err: &Error) -> String {
 }
 
 fn client_config(proto: Proto, endpoint: &Endpoint, max_message: usize, timeout: Duration) -> ClientConfig {
-    ClientConfig { common: Common::in_process(proto, endpoint.clone(), Framing::Line, max_message), timeout }
+    ClientConfig {
+        common: Common::in_process(proto, endpoint.clone(), Framing::Line, max_message),
+        timeout,
+        connect_timeout: timeout,
+    }
 }
 
 fn quiet_report(proto: Proto) -> Report {
