@@ -191,3 +191,41 @@ fn flags_that_do_not_fit() {
         assert!(out.stdout().is_empty(), "{out}");
     }
 }
+
+#[test]
+fn a_line_with_no_end_in_sight_is_one_wrong_reply() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    // A server that answers the one message with 300 KiB and no line end, then holds on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    let port = listener.local_addr().expect("local address").port().to_string();
+    // Not joined: if the bench never connects, the test fails on the bench's own output instead.
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accepting the bench's client");
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("a read timeout");
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("reading the message");
+        let mut stream = reader.into_inner();
+        stream.write_all(&vec![b'X'; 300 * 1024]).expect("writing the reply");
+        // Until the bench closes its end (or the timeout).
+        let _ = stream.read_to_end(&mut Vec::new());
+    });
+    let (out, doc) = bench_json(&strings(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "bench",
+        "--connect",
+        "--messages",
+        "1",
+        "--warmup",
+        "0",
+    ]));
+    assert_eq!(out.code, Some(3), "{out}");
+    let result = &doc["results"]["tcp"];
+    // Past the bound (256 KiB) it is one wrong reply; the 44 KiB after it are not a line yet.
+    assert_eq!(num(result, "wrong"), 1.0, "{result}{out}");
+    assert_eq!(num(result, "lost"), 1.0, "the message's own reply never came{result}{out}");
+    assert_eq!(num(result, "failed_clients"), 0.0, "{result}{out}");
+}

@@ -1,0 +1,157 @@
+//! The bench's messages as bytes: writing message `seq` of a client, reading the tag back from a
+//! reply, and checking that a reply is exactly its message uppercased. Pure; no I/O.
+
+use std::io::Write as _;
+
+/// The text of message `seq` from `client`: a tag that names both, then lowercase letters, `size`
+/// bytes in all, so its uppercase reply can only be the answer to this one message.
+pub fn write_message(out: &mut Vec<u8>, client: u64, seq: u64, size: usize) {
+    let start = out.len();
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "c{client}s{seq}.");
+    let tag = out.len() - start;
+    // The letters shift with `seq`, so that two messages of one client differ past the tag too;
+    // reduced first, so that the largest sequence number does not overflow.
+    let shift = seq % 26;
+    out.extend((tag..size).map(|i| b'a' + ((i as u64 + shift) % 26) as u8));
+    // A size shorter than the tag cuts the tag; `cli` refuses such sizes (see `tag_len`).
+    out.truncate(start + size);
+}
+
+/// The longest tag [`write_message`] writes for `clients` clients that send fewer than 10^12
+/// messages each: `--size` must be at least this, or replies could not be told apart.
+pub fn tag_len(clients: usize) -> usize {
+    format!("c{}s{}.", clients.saturating_sub(1), 999_999_999_999u64).len()
+}
+
+/// Reads the client and sequence number back from a message or its reply (either case); `None`
+/// when the reply does not start with a whole tag.
+pub fn parse_tag(reply: &[u8]) -> Option<(u64, u64)> {
+    let rest = reply.strip_prefix(b"C").or_else(|| reply.strip_prefix(b"c"))?;
+    let (client, rest) = number(rest)?;
+    let rest = rest.strip_prefix(b"S").or_else(|| rest.strip_prefix(b"s"))?;
+    let (seq, rest) = number(rest)?;
+    rest.starts_with(b".").then_some((client, seq))
+}
+
+/// A decimal number at the start of `text` and what follows it; `None` when there are no digits
+/// or the number does not fit a `u64` (so no reply can alias another by overflowing).
+fn number(text: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    // u64::MAX has 20 digits; more cannot fit, and stopping here bounds the work on garbage.
+    if digits == 0 || digits > 20 {
+        return None;
+    }
+    let value = text[..digits].iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+    Some((value, &text[digits..]))
+}
+
+/// The sequence number of the message `reply` answers, when it names `client`: a reply to another
+/// client's message (or no tag at all) is `None`, uppercased or not.
+pub fn reply_seq(reply: &[u8], client: u64) -> Option<u64> {
+    parse_tag(reply).filter(|&(from, _)| from == client).map(|(_, seq)| seq)
+}
+
+/// Whether `reply` is message `seq` of `client` uppercased, byte for byte and of the same length.
+/// `scratch` holds the expected message, kept by the caller so that no check allocates.
+pub fn is_reply_to(reply: &[u8], client: u64, seq: u64, size: usize, scratch: &mut Vec<u8>) -> bool {
+    scratch.clear();
+    write_message(scratch, client, seq, size);
+    reply.len() == scratch.len() && reply.iter().zip(scratch.iter()).all(|(r, e)| *r == e.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(client: u64, seq: u64, size: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_message(&mut out, client, seq, size);
+        out
+    }
+
+    #[test]
+    fn a_message_is_its_tag_then_lowercase_letters() {
+        let m = message(12, 345, 40);
+        assert_eq!(m.len(), 40);
+        assert!(m.starts_with(b"c12s345."));
+        assert!(m[8..].iter().all(u8::is_ascii_lowercase));
+        // Appending keeps what was there.
+        let mut out = b"x".to_vec();
+        write_message(&mut out, 1, 2, 10);
+        assert_eq!(&out[..], b"xc1s2.hijkl");
+    }
+
+    #[test]
+    fn messages_differ_by_client_and_by_sequence() {
+        let a = message(12, 345, 40);
+        assert_ne!(a, message(1, 2345, 40), "same digits, other split");
+        assert_ne!(a, message(12, 346, 40));
+        assert_ne!(a[8..], message(12, 346, 40)[8..], "the letters shift with the sequence number");
+    }
+
+    #[test]
+    fn tags_read_back_in_either_case() {
+        let m = message(12, 345, 40);
+        assert_eq!(parse_tag(&m), Some((12, 345)));
+        assert_eq!(parse_tag(&m.to_ascii_uppercase()), Some((12, 345)));
+        assert_eq!(parse_tag(b"C1s2."), Some((1, 2)), "mixed case");
+        assert_eq!(parse_tag(b"c0s0."), Some((0, 0)));
+    }
+
+    #[test]
+    fn the_largest_numbers_round_trip_and_larger_ones_do_not_wrap() {
+        let m = message(u64::MAX, u64::MAX, 60);
+        assert_eq!(parse_tag(&m), Some((u64::MAX, u64::MAX)));
+        // One past u64::MAX must not wrap around to a small, valid-looking number.
+        assert_eq!(parse_tag(b"c18446744073709551616s1."), None);
+        assert_eq!(parse_tag(b"c1s99999999999999999999."), None);
+        assert_eq!(parse_tag(b"c1s123456789012345678901."), None, "21 digits");
+    }
+
+    #[test]
+    fn truncated_or_malformed_tags_are_not_read() {
+        for bad in [&b""[..], b"c", b"C1", b"C1S", b"c1s2", b"c1s2x", b"cs2.", b"c1.2.", b"x1s2.", b"c-1s2.", b"hello"]
+        {
+            assert_eq!(parse_tag(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        // What follows the tag's dot is not the tag's business.
+        assert_eq!(parse_tag(b"c1s2.anything"), Some((1, 2)));
+    }
+
+    #[test]
+    fn tag_len_covers_the_longest_tag() {
+        assert_eq!(tag_len(1), "c0s999999999999.".len());
+        assert_eq!(tag_len(10_000), "c9999s999999999999.".len());
+        assert_eq!(tag_len(0), tag_len(1), "no clients is not a panic");
+        // The last client's largest sequence number fits a message of tag_len bytes whole.
+        let m = message(9_999, 999_999_999_999, tag_len(10_000));
+        assert_eq!(parse_tag(&m), Some((9_999, 999_999_999_999)));
+    }
+
+    #[test]
+    fn a_reply_names_its_client() {
+        let reply = message(7, 3, 32).to_ascii_uppercase();
+        assert_eq!(reply_seq(&reply, 7), Some(3));
+        assert_eq!(reply_seq(&reply, 8), None, "another client's reply");
+        assert_eq!(reply_seq(b"OK", 7), None);
+    }
+
+    #[test]
+    fn only_the_uppercased_message_itself_is_its_reply() {
+        let mut scratch = Vec::new();
+        let m = message(7, 3, 32);
+        let reply = m.to_ascii_uppercase();
+        assert!(is_reply_to(&reply, 7, 3, 32, &mut scratch));
+        assert!(!is_reply_to(&m, 7, 3, 32, &mut scratch), "an echo is not uppercased");
+        assert!(!is_reply_to(&reply, 7, 4, 32, &mut scratch), "the reply to another message");
+        assert!(!is_reply_to(&reply, 8, 3, 32, &mut scratch), "another client's");
+        assert!(!is_reply_to(&reply[..31], 7, 3, 32, &mut scratch), "cut short");
+        let mut longer = reply.clone();
+        longer.push(b'A');
+        assert!(!is_reply_to(&longer, 7, 3, 32, &mut scratch), "one byte more");
+        let mut flipped = reply.clone();
+        flipped[20] ^= 0x01;
+        assert!(!is_reply_to(&flipped, 7, 3, 32, &mut scratch), "one byte changed");
+    }
+}

@@ -1,0 +1,190 @@
+//! One client's state, and opening one thread's share of the clients: a batch of connects at a
+//! time, so that the server's listen backlog is never overrun, all within a deadline.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+
+use super::plan::Plan;
+use super::sockets::Sock;
+use super::window::Window;
+use crate::error::{Error, Result};
+use crate::framing::LineFramer;
+
+/// Connects in flight per thread at once, so the server's listen backlog is never overrun.
+const CONNECT_BATCH: usize = 128;
+
+/// Where a client is in its run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// A TCP connect under way.
+    Connecting,
+    /// Sending and checking.
+    Running,
+    /// Sends no more; waits for the replies still due.
+    Draining,
+    /// Awaits nothing more, or its socket failed; its replies are still read (and counted late).
+    Done,
+}
+
+/// One client: its socket, its messages in flight and its output not yet taken by the socket.
+pub struct Client {
+    /// Its number, which every message it sends carries.
+    pub id: u64,
+    /// Its socket; its token is the client's index in the thread.
+    pub sock: Sock,
+    /// Where it is in its run.
+    pub state: State,
+    /// Its messages awaiting replies.
+    pub window: Window,
+    /// The sequence number of its next message.
+    pub next_seq: u64,
+    /// Messages sent after the warm-up, for `--messages`.
+    pub measured_sent: u64,
+    /// With --rate: when message 0 is due.
+    pub first_due: Instant,
+    /// With --rate: its next send is in the thread's schedule already.
+    pub scheduled: bool,
+    /// Cuts the reply stream into lines (streams only).
+    pub framer: LineFramer,
+    /// Bytes not yet written (streams): `out[written..]`.
+    pub out: Vec<u8>,
+    /// How much of `out` the socket took.
+    pub written: usize,
+    /// Datagrams the socket would not take yet.
+    pub backlog: VecDeque<Vec<u8>>,
+    /// WRITABLE is asked for.
+    pub wants_write: bool,
+}
+
+impl Client {
+    /// True while output waits for the socket to take it.
+    pub fn unwritten(&self) -> bool {
+        self.written < self.out.len() || !self.backlog.is_empty()
+    }
+}
+
+/// Opens thread `index`'s clients (every `threads`th, from `index`) and registers them with `poll`,
+/// READABLE only once connected. Fails when any client cannot connect: a bench with fewer clients
+/// than asked for would measure something else.
+pub fn connect(plan: &Plan, index: usize, poll: &mut Poll) -> Result<Vec<Client>> {
+    let ids: VecDeque<u64> = (index..plan.clients).step_by(plan.threads).map(|i| i as u64).collect();
+    let mut opening = Opening { plan, clients: Vec::with_capacity(ids.len()), waiting: ids, connecting: 0 };
+    let mut events = Events::with_capacity(1024);
+    // Ten seconds, and a little more for each client: 10,000 connects take a while on a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(plan.clients as u64);
+    while !opening.waiting.is_empty() || opening.connecting > 0 {
+        let backlog_full = opening.open_batch(poll)?;
+        if opening.connecting == 0 && !backlog_full {
+            continue;
+        }
+        if Instant::now() >= deadline {
+            let id = opening.waiting.front().copied().unwrap_or_default();
+            return Err(failed(plan, id, io::ErrorKind::TimedOut.into()));
+        }
+        // A full Unix backlog gives no event when it drains: look again soon.
+        let wait = if backlog_full { Duration::from_millis(1) } else { Duration::from_millis(100) };
+        match poll.poll(&mut events, Some(wait)) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(Error::io("waiting for events", e)),
+            _ => {}
+        }
+        for event in events.iter() {
+            opening.connected(event.token())?;
+        }
+    }
+    // Connected: from now on WRITABLE is asked for only while output waits.
+    for (i, client) in opening.clients.iter_mut().enumerate() {
+        if client.wants_write {
+            client.wants_write = false;
+            let result = poll.registry().reregister(client.sock.source(), Token(i), Interest::READABLE);
+            result.map_err(|e| failed(plan, client.id, e))?;
+        }
+    }
+    Ok(opening.clients)
+}
+
+/// The clients of one thread while they connect.
+struct Opening<'a> {
+    plan: &'a Plan,
+    clients: Vec<Client>,
+    /// Ids not opened yet.
+    waiting: VecDeque<u64>,
+    /// TCP connects under way.
+    connecting: usize,
+}
+
+impl Opening<'_> {
+    /// Opens clients until [`CONNECT_BATCH`] connects are under way; true when a Unix listener's
+    /// backlog is full, so the rest wait until the server has accepted some.
+    fn open_batch(&mut self, poll: &Poll) -> Result<bool> {
+        let now = Instant::now();
+        while self.connecting < CONNECT_BATCH
+            && let Some(id) = self.waiting.pop_front()
+        {
+            let (mut sock, ready) = match Sock::open(self.plan, id) {
+                Ok(opened) => opened,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.waiting.push_front(id);
+                    return Ok(true);
+                }
+                Err(e) => return Err(failed(self.plan, id, e)),
+            };
+            let token = Token(self.clients.len());
+            // A TCP connect is done when the socket turns writable.
+            let interest = if ready { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
+            poll.registry().register(sock.source(), token, interest).map_err(|e| failed(self.plan, id, e))?;
+            self.connecting += usize::from(!ready);
+            self.clients.push(Client {
+                id,
+                sock,
+                state: if ready { State::Running } else { State::Connecting },
+                window: Window::with_capacity(self.plan.window.min(64)),
+                next_seq: 0,
+                measured_sent: 0,
+                first_due: now,
+                scheduled: false,
+                // A line with no end in sight (four times the longest reply, at least 256 KiB):
+                // whatever it is, it is not a reply, and it counts as one wrong one.
+                framer: LineFramer::new(self.plan.size.max(1 << 16) * 4),
+                out: Vec::new(),
+                written: 0,
+                backlog: VecDeque::new(),
+                wants_write: !ready,
+            });
+        }
+        Ok(false)
+    }
+
+    /// Takes a readiness event during the connects: a TCP connect that finished, or failed.
+    fn connected(&mut self, token: Token) -> Result<()> {
+        let Some(client) = self.clients.get_mut(token.0) else { return Ok(()) };
+        let Some(stream) = client.sock.as_tcp() else { return Ok(()) };
+        if client.state != State::Connecting {
+            return Ok(());
+        }
+        let id = client.id;
+        match stream.take_error() {
+            Ok(Some(e)) | Err(e) => return Err(failed(self.plan, id, e)),
+            Ok(None) => {}
+        }
+        // Writable and no error may still be spurious: connected means the peer is known.
+        match stream.peer_addr() {
+            Ok(_) => {
+                // Small messages go out at once, as a latency bench needs.
+                let _ = stream.set_nodelay(true);
+                client.state = State::Running;
+                self.connecting -= 1;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            Err(e) => Err(failed(self.plan, id, e)),
+        }
+    }
+}
+
+/// The error for client `id`, which could not connect.
+fn failed(plan: &Plan, id: u64, source: io::Error) -> Error {
+    Error::Connect { what: format!("client {id} cannot connect to {} {}", plan.proto, plan.target), source }
+}

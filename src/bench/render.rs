@@ -1,0 +1,240 @@
+//! What the user sees at the end of a bench: one table with a column per transport, or one JSON
+//! object, both from the same figures.
+
+use std::fmt::Write as _;
+use std::thread;
+
+use super::tally::Tally;
+use crate::config::{BenchConfig, Stop};
+use crate::json::Json;
+use crate::proto::Proto;
+use crate::text::{grouped, nanos};
+
+/// What one transport measured.
+pub struct Outcome {
+    /// The transport measured.
+    pub proto: Proto,
+    /// All its client threads' tallies, merged.
+    pub tally: Tally,
+}
+
+/// The figures a column shows, computed once for the table and the JSON.
+struct Figures {
+    round_trips: u64,
+    /// From the start of the measurement to the last right reply, not to the end of the run: a
+    /// client still waiting for a lost reply's timeout is not sending, and would dilute the rate.
+    seconds: f64,
+    per_second: f64,
+    mb_per_second: f64,
+    /// min, p50, p90, p99, p99.9, max in nanoseconds, when any reply was timed.
+    latency: Option<[u64; 6]>,
+    client_cpu: f64,
+    /// Only an in-process server's thread has a clock this process can read.
+    server_cpu: Option<f64>,
+}
+
+impl Figures {
+    /// The figures of one transport's tally, for messages of `size` bytes.
+    fn of(tally: &Tally, size: usize) -> Figures {
+        let seconds = tally.elapsed().as_secs_f64();
+        // No reply timed: no time measured, and a rate of 0 rather than NaN.
+        let per_second = if seconds > 0.0 { tally.round_trips as f64 / seconds } else { 0.0 };
+        let h = &tally.histogram;
+        let latency = (!h.is_empty()).then(|| {
+            let q = |quantile| h.value_at_quantile(quantile);
+            [h.min(), q(0.5), q(0.9), q(0.99), q(0.999), h.max()]
+        });
+        Figures {
+            round_trips: tally.round_trips,
+            seconds,
+            per_second,
+            mb_per_second: per_second * size as f64 / 1e6,
+            latency,
+            client_cpu: tally.cpu.as_secs_f64(),
+            server_cpu: tally.server_cpu().map(|d| d.as_secs_f64()),
+        }
+    }
+
+    /// The server's efficiency, which unlike round trips per second does not depend on how many
+    /// cores the client threads took from it.
+    fn per_server_cpu(&self) -> Option<f64> {
+        self.server_cpu.filter(|&s| s > 0.0).map(|s| self.round_trips as f64 / s)
+    }
+
+    /// Client and server together: what one round trip costs the machine.
+    fn per_cpu(&self) -> Option<f64> {
+        let total = self.client_cpu + self.server_cpu?;
+        (total > 0.0).then(|| self.round_trips as f64 / total)
+    }
+}
+
+/// The table's names for the six latency figures, in [`Figures::latency`]'s order.
+const LATENCY_ROWS: [&str; 6] = ["min", "p50", "p90", "p99", "p99.9", "max"];
+/// The JSON's names for them: keys cannot hold the dot of "p99.9".
+const LATENCY_KEYS: [&str; 6] = ["min", "p50", "p90", "p99", "p999", "max"];
+
+/// The heading's first line: what each client did.
+fn settings_line(config: &BenchConfig) -> String {
+    let clients = if config.clients == 1 {
+        "1 client".to_string()
+    } else {
+        format!("{} clients", grouped(config.clients as u64))
+    };
+    let window =
+        if config.window == 1 { "window 1 (ping-pong)".to_string() } else { format!("window {}", config.window) };
+    let run = match config.stop {
+        Stop::Messages(n) => format!("{} messages each", grouped(n)),
+        Stop::Duration(d) => format!("{} s", d.as_secs_f64()),
+    };
+    let rate = config.rate.map_or_else(String::new, |r| format!(", open loop at {}/s", grouped(r as u64)));
+    format!(
+        "{clients}, {window}, {}-byte messages, {run} after {} s warm-up{rate}",
+        config.size,
+        config.warmup.as_secs_f64()
+    )
+}
+
+/// The heading's second line: which server answered.
+fn server_line(config: &BenchConfig) -> String {
+    if config.connect {
+        let at = config
+            .path
+            .as_ref()
+            .map_or_else(|| format!("{}:{}", config.host, config.port), |p| p.display().to_string());
+        format!("netpair server at {at} (--connect: its CPU time is not seen from here)")
+    } else {
+        "in-process (netpair server --reply upper, one thread)".into()
+    }
+}
+
+/// The table: a heading that says what was run, then one row per figure and a column per transport.
+pub fn table(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+    let rows = rows(config, outcomes);
+    let label_width = rows.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    // Each column as wide as its widest cell or its heading; figures are right-aligned.
+    let widths: Vec<usize> = (0..outcomes.len())
+        .map(|c| {
+            rows.iter()
+                .map(|(_, cells)| cells[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(outcomes[c].proto.name().len())
+        })
+        .collect();
+    let mut out = format!(
+        "netpair bench: {}\nserver: {}; client threads: {}; cores: {}\n\n",
+        settings_line(config),
+        server_line(config),
+        config.threads,
+        cores()
+    );
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{:label_width$}", "");
+    for (o, width) in outcomes.iter().zip(&widths) {
+        let _ = write!(out, " | {:>width$}", o.proto.name());
+    }
+    out.push('\n');
+    for (label, cells) in &rows {
+        // Padding by characters, not bytes: "µs" is one column wide and two bytes long.
+        let pad = label_width - label.chars().count();
+        let _ = write!(out, "{label}{:pad$}", "");
+        for (cell, width) in cells.iter().zip(&widths) {
+            let pad = width - cell.chars().count();
+            let _ = write!(out, " | {:pad$}{cell}", "");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Each row's label and its cells, one per outcome; "-" where a figure is not known.
+fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)> {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let figures: Vec<Figures> = outcomes.iter().map(|o| Figures::of(&o.tally, config.size)).collect();
+    let mut row = |label: &str, cell: &dyn Fn(&Outcome, &Figures) -> String| {
+        rows.push((label.to_string(), outcomes.iter().zip(&figures).map(|(o, f)| cell(o, f)).collect()));
+    };
+    row("round trips", &|_, f| grouped(f.round_trips));
+    row("time measured", &|_, f| format!("{:.3} s", f.seconds));
+    row("round trips/s", &|_, f| grouped(f.per_second.round() as u64));
+    row("MB/s each way", &|_, f| format!("{:.2}", f.mb_per_second));
+    for (k, name) in LATENCY_ROWS.iter().enumerate() {
+        row(&format!("round trip {name}"), &|_, f| f.latency.map_or_else(|| "-".into(), |l| nanos(l[k])));
+    }
+    // "1 s" is the bench's reply timeout (`TIMEOUT` in mod.rs).
+    row("lost (no reply in 1 s)", &|o, _| grouped(o.tally.lost));
+    row("  of which came late", &|o, _| grouped(o.tally.late));
+    row("wrong replies", &|o, _| grouped(o.tally.wrong));
+    // The first failure's reason is usually every failure's (a server gone, a limit reached).
+    row("clients failed", &|o, _| match &o.tally.first_failure {
+        Some(why) => format!("{} ({why})", o.tally.failed),
+        None => "0".into(),
+    });
+    row("client CPU", &|_, f| format!("{:.3} s", f.client_cpu));
+    row("server CPU", &|_, f| f.server_cpu.map_or_else(|| "-".into(), |s| format!("{s:.3} s")));
+    row("round trips per server CPU-s", &|_, f| f.per_server_cpu().map_or_else(|| "-".into(), |r| grouped(r as u64)));
+    row("round trips per CPU-s, all", &|_, f| f.per_cpu().map_or_else(|| "-".into(), |r| grouped(r as u64)));
+    rows
+}
+
+/// The cores this process may run on, which bounds what client and server threads can do at once.
+fn cores() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The JSON document: the settings, then one object of figures per transport, keyed by its name.
+/// Figures not known (no reply timed, no server CPU clock) are left out rather than given as 0.
+pub fn json(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+    let mut settings = Json::default();
+    settings.int("clients", config.clients as u64).int("window", config.window as u64).int("size", config.size as u64);
+    match config.stop {
+        Stop::Messages(n) => settings.int("messages", n),
+        Stop::Duration(d) => settings.num("duration_s", d.as_secs_f64()),
+    };
+    settings.num("warmup_s", config.warmup.as_secs_f64());
+    if let Some(rate) = config.rate {
+        settings.num("rate", rate);
+    }
+    settings.int("threads", config.threads as u64);
+    settings.int("cores", cores() as u64);
+    settings.str("server", if config.connect { "connect" } else { "in-process" });
+    let mut out = format!("{{\"settings\":{},\"results\":{{", settings.finish());
+    for (i, o) in outcomes.iter().enumerate() {
+        let comma = if i > 0 { "," } else { "" };
+        let _ = write!(out, "{comma}\"{}\":{}", o.proto.name(), result_json(&o.tally, config.size));
+    }
+    out.push_str("}}\n");
+    out
+}
+
+/// One transport's figures as a JSON object.
+fn result_json(t: &Tally, size: usize) -> String {
+    let f = Figures::of(t, size);
+    let mut j = Json::default();
+    j.int("round_trips", f.round_trips)
+        .int("sent", t.sent)
+        .num("elapsed_s", f.seconds)
+        .num("round_trips_per_s", f.per_second)
+        .num("mb_per_s", f.mb_per_second);
+    if let Some(l) = f.latency {
+        // Microseconds, as people read them; the table picks its unit per figure instead.
+        for (name, value) in LATENCY_KEYS.iter().zip(l) {
+            j.num(&format!("rtt_{name}_us"), value as f64 / 1000.0);
+        }
+    }
+    j.int("lost", t.lost).int("late", t.late).int("wrong", t.wrong).int("failed_clients", t.failed);
+    if let Some(why) = &t.first_failure {
+        j.str("failure", why);
+    }
+    j.num("client_cpu_s", f.client_cpu);
+    if let Some(s) = f.server_cpu {
+        j.num("server_cpu_s", s);
+    }
+    if let Some(r) = f.per_server_cpu() {
+        j.num("round_trips_per_server_cpu_s", r);
+    }
+    if let Some(r) = f.per_cpu() {
+        j.num("round_trips_per_cpu_s", r);
+    }
+    j.finish()
+}
