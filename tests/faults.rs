@@ -1,6 +1,7 @@
 //! Faults and hostile input: clients that die, reset, half-close, never read, or send garbage; signals;
 //! full servers. In every test a well-behaved client is served alongside, exactly, and the server never
 //! panics and stays within its memory bounds.
+#![allow(unsafe_code)] // a test drives its children with raw calls (kill, pre_exec, SO_LINGER)
 
 mod common;
 

@@ -17,7 +17,7 @@ use proptest::sample::Index;
 // the largest single request made on the test's thread while `watched` runs. That file, with the line
 // model and its check, is shared rather than copied.
 #[path = "../fuzz/src/lib.rs"]
-#[allow(dead_code)] // What only the fuzz targets use.
+#[allow(dead_code, unsafe_code)] // What only the fuzz targets use; a global allocator is unsafe to write.
 mod shared;
 
 use shared::{allocation_bound, check_escaped, check_framed, model, unwatched, watched};

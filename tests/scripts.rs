@@ -1,5 +1,6 @@
 //! Runs every script in `scripts/` as a person would (bash, from the repo root) against the binary
 //! under test, so what they claim about the transports stays true.
+#![allow(unsafe_code)] // a test drives its children with raw calls (kill, pre_exec, SO_LINGER)
 
 mod common;
 

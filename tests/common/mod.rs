@@ -1,5 +1,6 @@
 //! Test harness: run the real `netpair` binary (and other programs) as child processes with every wait
 //! under a deadline, start a server on port 0 or a temporary socket path, and read its bound address.
+#![allow(unsafe_code)] // a test drives its children with raw calls (kill, pre_exec, SO_LINGER)
 #![allow(dead_code)] // each test file uses a different part of it
 
 use std::fmt;
