@@ -85,6 +85,7 @@ pub fn run(
         turned_away: false,
     };
     let converse = client.converse();
+    client.summary.kernel = client.transport.account();
     // A closed stdout ends the run quietly: no summary of a conversation nobody is reading.
     if converse.as_ref().is_err_and(Error::is_broken_pipe) {
         return converse.map(|()| client.summary);

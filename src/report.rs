@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::net::Closed;
+use crate::net::kernel::Account;
 use crate::proto::Proto;
 use crate::text::{count, escaped, human, millis, push_escaped};
 
@@ -43,6 +44,8 @@ pub struct Summary {
     pub not_sent: u64,
     /// SIGINT or SIGTERM ended the conversation.
     pub interrupted: bool,
+    /// What the kernel says of the client's socket at the end.
+    pub kernel: Account,
     pub rtts: Vec<Duration>,
 }
 
@@ -254,6 +257,7 @@ impl Report {
                 j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
                 j.int("not_sent", s.not_sent);
                 j.bool("interrupted", s.interrupted);
+                kernel_json(j, &s.kernel);
                 if let Some((min, median, max)) = spread {
                     j.num("rtt_min_ms", millis(min))
                         .num("rtt_median_ms", millis(median))
@@ -278,15 +282,19 @@ impl Report {
                 millis(max)
             );
         }
+        if !s.kernel.is_empty() {
+            let _ = write!(text, "; {}", s.kernel);
+        }
         self.note(format_args!("{text}"))
     }
 
     /// The server's closing line.
-    pub fn server_summary(&mut self, clients: u64, messages: u64) -> Result<()> {
+    pub fn server_summary(&mut self, clients: u64, messages: u64, kernel: &Account) -> Result<()> {
         if self.json {
-            return self.event("summary", |j| j.int("clients", clients).int("messages", messages));
+            return self.event("summary", |j| kernel_json(j.int("clients", clients).int("messages", messages), kernel));
         }
-        self.note(format_args!("served {}, {}", count(clients, "client"), count(messages, "message")))
+        let kernel = if kernel.is_empty() { String::new() } else { format!("; {kernel}") };
+        self.note(format_args!("served {}, {}{kernel}", count(clients, "client"), count(messages, "message")))
     }
 
     /// A fatal error, as a JSON event (the text form goes to stderr from `main`).
@@ -344,6 +352,34 @@ impl Drop for Report {
         // Whatever ended the run, the lines already made are shown.
         let _ = self.flush();
     }
+}
+
+/// The kernel's account as the `kernel` object of a JSON summary (left out when the kernel said nothing).
+fn kernel_json<'a>(j: &'a mut Json, kernel: &Account) -> &'a mut Json {
+    if kernel.is_empty() {
+        return j;
+    }
+    let mut k = Json::default();
+    if let Some(tcp) = &kernel.tcp {
+        k.int("tcp_connections", tcp.connections)
+            .num("srtt_ms", millis(tcp.srtt))
+            .num("rttvar_ms", millis(tcp.rttvar))
+            .int("retransmitted_segments", tcp.retransmitted)
+            .int("lost_segments", tcp.lost)
+            .int("mss", tcp.mss.into())
+            .int("tcp_path_mtu", tcp.path_mtu.into());
+    }
+    if let Some(dropped) = kernel.dropped {
+        k.int("receive_buffer_drops", dropped);
+    }
+    if let Some(mtu) = kernel.path_mtu {
+        k.int("path_mtu", mtu.into());
+    }
+    if !kernel.icmp.is_empty() {
+        let errors: Vec<String> = kernel.icmp.iter().map(|e| e.to_string()).collect();
+        k.str("icmp_errors", &errors.join(", "));
+    }
+    j.raw("kernel", &k.finish())
 }
 
 /// One thing a server saw, as [`Report::recording`] keeps it.

@@ -2,6 +2,7 @@
 //! allowed `unsafe`. Each function is safe to call; each `unsafe` block says why it is sound.
 #![allow(unsafe_code)]
 
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,6 +34,86 @@ pub fn turn_on(sock: &impl AsFd, level: libc::c_int, name: libc::c_int) -> std::
     // SAFETY: setsockopt reads one c_int that lives across the call, on a socket the caller owns.
     let rc = unsafe { libc::setsockopt(sock.as_fd().as_raw_fd(), level, name, (&raw const one).cast(), size) };
     if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// The kernel's `TCP_INFO` of a TCP socket: its round-trip estimate, retransmissions, MSS, path MTU.
+pub fn tcp_info(sock: &impl AsFd) -> Option<libc::tcp_info> {
+    let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is that large and zeroed, so
+    // fields an older kernel leaves unwritten read as 0.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_fd().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: zeroed, then filled by the kernel: every bit pattern is a valid tcp_info.
+    (rc == 0).then(|| unsafe { info.assume_init() })
+}
+
+/// An ICMP error the kernel queued on a socket with `IP_RECVERR` (or `IPV6_RECVERR`) set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    pub v6: bool,
+    pub kind: u8,
+    pub code: u8,
+    /// The host that sent it (a router on the way, or the destination itself).
+    pub from: Option<std::net::IpAddr>,
+}
+
+/// Takes the oldest error from a socket's error queue (`MSG_ERRQUEUE`), if it is an ICMP one.
+pub fn take_icmp_error(sock: &impl AsFd) -> Option<IcmpError> {
+    let mut data = [0u8; 64];
+    let mut control = [0u64; 32];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    // SAFETY: an all-zero msghdr is valid; its buffers are set below and outlive the call.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = size_of_val(&control);
+    let flags = libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT;
+    // SAFETY: recvmsg writes into the buffers the header points at, within their lengths.
+    if unsafe { libc::recvmsg(sock.as_fd().as_raw_fd(), &mut hdr, flags) } < 0 {
+        return None;
+    }
+    // SAFETY: the kernel wrote msg_controllen bytes of control messages; each is read as its level
+    // and type say, the offender address right after the extended error (SO_EE_OFFENDER).
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&hdr);
+        while !cmsg.is_null() {
+            let level = (*cmsg).cmsg_level;
+            let recverr = (level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_RECVERR)
+                || (level == libc::IPPROTO_IPV6 && (*cmsg).cmsg_type == libc::IPV6_RECVERR);
+            if recverr {
+                let err = libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>();
+                let ee = err.read_unaligned();
+                if ee.ee_origin != libc::SO_EE_ORIGIN_ICMP && ee.ee_origin != libc::SO_EE_ORIGIN_ICMP6 {
+                    return None;
+                }
+                let offender = err.add(1).cast::<libc::sockaddr_storage>();
+                let from = match i32::from((*offender).ss_family) {
+                    libc::AF_INET => {
+                        let sin = offender.cast::<libc::sockaddr_in>().read_unaligned();
+                        Some(std::net::IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()))
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = offender.cast::<libc::sockaddr_in6>().read_unaligned();
+                        Some(std::net::IpAddr::from(sin6.sin6_addr.s6_addr))
+                    }
+                    _ => None,
+                };
+                let v6 = ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6;
+                return Some(IcmpError { v6, kind: ee.ee_type, code: ee.ee_code, from });
+            }
+            cmsg = libc::CMSG_NXTHDR(&hdr, cmsg);
+        }
+    }
+    None
 }
 
 /// The CPU-time clock of a thread of this process that is still running (its handle is held).

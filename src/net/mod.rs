@@ -8,6 +8,7 @@
 //! a spurious event for what it is. WRITABLE is asked for only while output waits.
 
 mod datagram;
+pub mod kernel;
 mod line_ends;
 pub mod mmsg;
 mod plain;
@@ -357,6 +358,11 @@ impl Transport {
     /// The address this side is bound to, as `Listening on` shows it.
     pub fn local_name(&self) -> String {
         either!(self, side => side.local_name())
+    }
+
+    /// What the kernel says of this side's sockets so far (see [`kernel::Account`]).
+    pub fn account(&self) -> kernel::Account {
+        either!(self, side => side.account())
     }
 
     /// The IP address and port this side is bound to (none for Unix sockets).

@@ -13,6 +13,7 @@ use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
+use super::kernel::Account;
 use super::pool::Pool;
 use super::slots::Slots;
 use super::socket::{UnixBound, spare_file};
@@ -202,6 +203,8 @@ pub struct Streams {
     /// What all connections hold together (see [`Conn::holding`]), and the most they may.
     buffered: usize,
     max_buffered: usize,
+    /// What the kernel said of the TCP connections closed so far.
+    account: Account,
     /// Connections not read from until `buffered` is back under three quarters of the bound.
     over_budget: Vec<PeerId>,
     /// A descriptor held only to be given up when accept runs out of them (see `turn_away_one`).
@@ -240,6 +243,7 @@ impl Streams {
             buffered: 0,
             max_buffered: settings.max_buffered,
             over_budget: Vec::new(),
+            account: Account::default(),
             unix,
             full: Throttle::default(),
         }
@@ -534,6 +538,9 @@ impl Streams {
 
     fn close(&mut self, registry: &Registry, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
         if let Some(mut conn) = self.conns.remove(id) {
+            if let Stream::Tcp(s) = &conn.sock {
+                self.account.add_tcp(s);
+            }
             let _ = registry.deregister(&mut conn.sock);
             self.buffered -= conn.counted;
             out.push(Event::Closed { peer: id, name: conn.name, reason });
@@ -609,6 +616,17 @@ impl Streams {
             Some(Listener::Tcp(l)) => l.local_addr().ok(),
             _ => None,
         }
+    }
+
+    /// The kernel's account of the connections closed so far and of those still open.
+    pub(super) fn account(&self) -> Account {
+        let mut account = self.account.clone();
+        for (_, conn) in self.conns.iter() {
+            if let Stream::Tcp(s) = &conn.sock {
+                account.add_tcp(s);
+            }
+        }
+        account
     }
 
     /// Keeps a connection past the end of its input and idle timeouts while replies are owed to it.

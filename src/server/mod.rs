@@ -199,7 +199,11 @@ impl Server {
                 }
             }
         }
-        self.report.server_summary(self.clients, self.messages)
+        let mut kernel = crate::net::kernel::Account::default();
+        for served in &self.served {
+            kernel.merge(served.transport.account());
+        }
+        self.report.server_summary(self.clients, self.messages, &kernel)
     }
 
     /// Runs `step` on every transport, then handles what each reported.

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 /// The counts in a server's closing line, `netpair: served N client(s), M message(s)`.
 pub fn served(stderr: &str) -> Option<(usize, usize)> {
     let line = stderr.lines().find_map(|l| l.strip_prefix("netpair: served "))?;
+    // What the kernel said of the sockets follows, after a `;`.
+    let line = line.split(';').next()?;
     let (clients, messages) = line.split_once(", ")?;
     let number = |part: &str, noun: &str| {
         let (n, word) = part.split_once(' ')?;

@@ -11,7 +11,9 @@ use mio::Registry;
 
 use super::{Core, Dgram, Outgoing};
 use crate::framing::strip_line_end;
+use crate::net::kernel::Account;
 use crate::net::line_ends::LineEnds;
+use crate::net::mmsg::Senders;
 use crate::net::socket::{UnixBound, udp_connected};
 use crate::net::{Closed, Event, PeerId, Settings, Transport};
 use crate::throttle::Throttle;
@@ -30,14 +32,30 @@ pub struct DatagramClient {
     last_sent: Vec<u8>,
     heard_back: bool,
     unsent: Throttle,
+    /// Room for what the kernel says of each datagram: the drop count.
+    senders: Senders,
+    /// ICMP errors taken from the socket's error queue.
+    account: Account,
 }
 
 impl DatagramClient {
     /// A client on `sock`, connected to the server named `server_name`; `own_file` is the path the
     /// socket is bound to, removed with it.
     pub(in crate::net) fn new(settings: &Settings, sock: Dgram, server_name: String, own: Option<UnixBound>) -> Self {
+        if let Dgram::Udp(udp) = &sock {
+            // ICMP errors queued with their sender, so that a refusal says who refused.
+            let v6 = udp.local_addr().is_ok_and(|a| a.is_ipv6());
+            let (level, name) =
+                if v6 { (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) } else { (libc::IPPROTO_IP, libc::IP_RECVERR) };
+            if let Err(e) = crate::sys::turn_on(udp, level, name) {
+                debug!("cannot ask for ICMP errors: {e}");
+            }
+        }
+        let core = Core::new(settings, sock, own);
         DatagramClient {
-            core: Core::new(settings, sock, own),
+            senders: Senders::new(core.inbox.capacity()),
+            account: Account::default(),
+            core,
             server_name,
             gone: false,
             line_ends: LineEnds::default(),
@@ -75,11 +93,12 @@ impl DatagramClient {
                 return;
             }
             let want = self.core.inbox.capacity().min(budget);
-            let got = match self.core.inbox.recv(&self.core.sock, want, None) {
+            let got = match self.core.inbox.recv(&self.core.sock, want, Some(&mut self.senders)) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    self.take_icmp_errors();
                     if e.kind() == io::ErrorKind::ConnectionRefused && self.try_next_address(registry) {
                         continue;
                     }
@@ -145,7 +164,17 @@ impl DatagramClient {
         }
     }
 
+    /// Moves the ICMP errors the kernel queued on the socket into the account.
+    fn take_icmp_errors(&mut self) {
+        if let Dgram::Udp(udp) = &self.core.sock {
+            while let Some(err) = crate::sys::take_icmp_error(udp) {
+                self.account.add_icmp(err);
+            }
+        }
+    }
+
     fn send_error(&mut self, err: io::Error, out: &mut Vec<Event>) {
+        self.take_icmp_errors();
         if err.raw_os_error() == Some(libc::EMSGSIZE) {
             out.push(Event::NotSent { peer: Transport::server(), reason: err });
         } else {
@@ -229,6 +258,16 @@ impl DatagramClient {
 
     pub(in crate::net) fn peer_count(&self) -> usize {
         usize::from(!self.gone)
+    }
+
+    pub(in crate::net) fn account(&self) -> Account {
+        let mut account = self.account.clone();
+        account.dropped = self.core.dropped(&self.senders);
+        if let Dgram::Udp(udp) = &self.core.sock {
+            let v6 = udp.local_addr().is_ok_and(|a| a.is_ipv6());
+            account.path_mtu = crate::net::kernel::path_mtu(udp, v6);
+        }
+        account
     }
 
     pub(in crate::net) fn local_addr(&self) -> Option<std::net::SocketAddr> {

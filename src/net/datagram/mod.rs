@@ -46,10 +46,15 @@ pub(super) fn ask_for_local_addresses(sock: &UdpSocket) {
     }
 }
 
-/// Asks for the count of datagrams the kernel drops on `sock` because its receive buffer is full.
-pub(super) fn count_drops(sock: &impl std::os::fd::AsFd) {
-    if let Err(e) = sys::turn_on(sock, libc::SOL_SOCKET, libc::SO_RXQ_OVFL) {
-        debug!("cannot count dropped datagrams: {e}");
+/// Asks for the count of datagrams the kernel drops on `sock` because its receive buffer is full;
+/// whether it will say.
+pub(super) fn count_drops(sock: &impl std::os::fd::AsFd) -> bool {
+    match sys::turn_on(sock, libc::SOL_SOCKET, libc::SO_RXQ_OVFL) {
+        Ok(()) => true,
+        Err(e) => {
+            debug!("cannot count dropped datagrams: {e}");
+            false
+        }
     }
 }
 
@@ -255,6 +260,8 @@ impl Outbox {
 struct Core {
     sock: Dgram,
     tokens: Tokens,
+    /// The kernel tells of drops (with each datagram after one; none told means none).
+    counts_drops: bool,
     inbox: Inbox,
     outbox: Outbox,
     pool: Pool,
@@ -269,11 +276,12 @@ struct Core {
 
 impl Core {
     fn new(settings: &Settings, sock: Dgram, unix: Option<UnixBound>) -> Core {
-        match &sock {
+        let counts_drops = match &sock {
             Dgram::Udp(s) => count_drops(s),
             Dgram::Unix(s) => count_drops(s),
-        }
+        };
         Core {
+            counts_drops,
             sock,
             tokens: settings.tokens,
             inbox: Inbox::new(settings.max_message),
@@ -312,6 +320,11 @@ impl Core {
 
     fn has_unread(&self) -> bool {
         self.unread && !self.paused && !self.stopped
+    }
+
+    /// The kernel's count of datagrams dropped on this socket, as the last batch told it.
+    fn dropped(&self, senders: &Senders) -> Option<u64> {
+        self.counts_drops.then(|| u64::from(senders.dropped().unwrap_or(0)))
     }
 
     fn local_addr(&self) -> Option<std::net::SocketAddr> {

@@ -11,6 +11,7 @@ use mio::Registry;
 use super::{Core, DATAGRAM_BUDGET, Dgram, Outgoing, PeerKey};
 use crate::error::describe;
 use crate::framing::strip_line_end;
+use crate::net::kernel::Account;
 use crate::net::line_ends::LineEnds;
 use crate::net::mmsg::{self, Local, Senders};
 use crate::net::slots::Slots;
@@ -278,6 +279,10 @@ impl DatagramServer {
 
     pub(in crate::net) fn peer_count(&self) -> usize {
         self.peers.len()
+    }
+
+    pub(in crate::net) fn account(&self) -> Account {
+        Account { dropped: self.core.dropped(&self.senders), ..Account::default() }
     }
 
     pub(in crate::net) fn local_addr(&self) -> Option<std::net::SocketAddr> {
