@@ -119,6 +119,15 @@ pub struct CompareConfig {
     /// The conversation's lines.
     pub lines: Vec<Vec<u8>>,
     pub json: bool,
+    /// Against a netpair server already running there (`--connect`), instead of in-process ones.
+    pub connect: Option<Remote>,
+}
+
+/// Where `compare --connect` finds the server: a host name, and each kind's endpoint there.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub host: String,
+    pub targets: Vec<(Proto, Endpoint)>,
 }
 
 /// When the bench's clients stop sending.

@@ -359,27 +359,7 @@ fn kernel_json<'a>(j: &'a mut Json, kernel: &Account) -> &'a mut Json {
     if kernel.is_empty() {
         return j;
     }
-    let mut k = Json::default();
-    if let Some(tcp) = &kernel.tcp {
-        k.int("tcp_connections", tcp.connections)
-            .num("srtt_ms", millis(tcp.srtt))
-            .num("rttvar_ms", millis(tcp.rttvar))
-            .int("retransmitted_segments", tcp.retransmitted)
-            .int("lost_segments", tcp.lost)
-            .int("mss", tcp.mss.into())
-            .int("tcp_path_mtu", tcp.path_mtu.into());
-    }
-    if let Some(dropped) = kernel.dropped {
-        k.int("receive_buffer_drops", dropped);
-    }
-    if let Some(mtu) = kernel.path_mtu {
-        k.int("path_mtu", mtu.into());
-    }
-    if !kernel.icmp.is_empty() {
-        let errors: Vec<String> = kernel.icmp.iter().map(|e| e.to_string()).collect();
-        k.str("icmp_errors", &errors.join(", "));
-    }
-    j.raw("kernel", &k.finish())
+    j.raw("kernel", &kernel.json())
 }
 
 /// One thing a server saw, as [`Report::recording`] keeps it.

@@ -132,6 +132,19 @@ pub(super) struct CompareArgs {
     /// The table as one JSON object on stdout, for scripts.
     #[arg(long)]
     pub(super) json: bool,
+    /// Compare against the netpair server already running on this host (`netpair --proto tcp,udp
+    /// server --host 0.0.0.0`), over TCP and UDP, instead of servers in this process.
+    #[arg(long, value_name = "HOST")]
+    pub(super) connect: Option<String>,
+    /// With --connect: the server's port, for TCP and UDP.
+    #[arg(long, default_value_t = PORT, requires = "connect")]
+    pub(super) port: u16,
+    /// With --connect to this machine: the server's unix socket file, to compare that kind too.
+    #[arg(long, value_name = "PATH", requires = "connect")]
+    pub(super) unix: Option<PathBuf>,
+    /// With --connect to this machine: the server's unixgram socket file, to compare that kind too.
+    #[arg(long, value_name = "PATH", requires = "connect")]
+    pub(super) unixgram: Option<PathBuf>,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }

@@ -8,7 +8,7 @@ use super::Cli;
 use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, ServerArgs, Talk};
 use crate::compare;
 use crate::config::{
-    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, ServerConfig, Stop, UDP_MAX,
+    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, Remote, ServerConfig, Stop, UDP_MAX,
     default_max_message, udp_max,
 };
 use crate::error::{Error, Result};
@@ -104,7 +104,16 @@ fn common(proto: Proto, endpoint: Endpoint, talk: Talk) -> Result<Common> {
 fn compare(args: CompareArgs) -> Result<CompareConfig> {
     let messages = positive(args.messages, "--messages")?;
     let lines = compare::conversation(args.input.as_deref(), messages, args.size)?;
-    Ok(CompareConfig { lines, json: args.json })
+    let connect = args.connect.map(|host| {
+        let mut targets = vec![
+            (Proto::Tcp, Endpoint::Inet { host: host.clone(), port: args.port }),
+            (Proto::Udp, Endpoint::Inet { host: host.clone(), port: args.port }),
+        ];
+        targets.extend(args.unix.map(|path| (Proto::Unix, Endpoint::Path(path))));
+        targets.extend(args.unixgram.map(|path| (Proto::Unixgram, Endpoint::Path(path))));
+        Remote { host, targets }
+    });
+    Ok(CompareConfig { lines, json: args.json, connect })
 }
 
 fn bench(args: BenchArgs) -> Result<BenchConfig> {

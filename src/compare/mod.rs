@@ -1,6 +1,7 @@
 //! `netpair compare`: the same conversation over every transport against in-process servers, and a
 //! table of what differed. Every cell is measured in the run that prints it.
 
+mod remote;
 mod render;
 
 use std::io::{self, Write};
@@ -80,6 +81,12 @@ struct Measured {
     no_server: String,
     no_server_after: Duration,
     quit_seen: Option<String>,
+    /// Measured against a server elsewhere: the rows that need the server's own view are not.
+    remote: bool,
+    /// Why a remote server did not answer over this kind, when it did not.
+    unanswered: Option<String>,
+    /// What the client's kernel said of its socket in the conversation.
+    kernel: crate::net::kernel::Account,
 }
 
 /// Runs the comparison and prints the table (or one JSON document).
@@ -88,10 +95,22 @@ pub fn run(config: &CompareConfig) -> Result<()> {
     on_signal_remove(&SocketDir::path_for("compare"))?;
     let dir = SocketDir::new("compare")?;
     let mut results = Vec::new();
-    for proto in Proto::ALL {
-        results.push((proto, measure(proto, &config.lines, &dir)?));
-    }
-    let text = if config.json { render::json(&results) } else { render::table(&results, config.lines.len()) };
+    let place = match &config.connect {
+        Some(remote) => {
+            for (proto, endpoint) in &remote.targets {
+                results.push((*proto, remote::measure(*proto, endpoint, &config.lines)));
+            }
+            format!("against the netpair server at {}", remote.host)
+        }
+        None => {
+            for proto in Proto::ALL {
+                results.push((proto, measure(proto, &config.lines, &dir)?));
+            }
+            "in-process servers on loopback".to_string()
+        }
+    };
+    let text =
+        if config.json { render::json(&results, &place) } else { render::table(&results, config.lines.len(), &place) };
     let mut out = io::stdout();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))
 }
@@ -129,6 +148,7 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
     // The conversation, then what the server sees when the client leaves.
     let server = Running::start(proto, dir, Framing::Line)?;
     m.summary = server.converse(lines, Duration::from_secs(2), LINE_MAX)?;
+    m.kernel = m.summary.kernel.clone();
     let quit = server.wait_for(|seen| seen.first_disconnect().is_some(), Duration::from_millis(300));
     m.quit_seen = quit.then(|| server.seen.first_disconnect().unwrap_or_default());
     server.stop();
@@ -146,24 +166,7 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
 
     // Sizes: the largest message that comes back intact, and what stops the next one.
     let server = Running::start(proto, dir, Framing::Line)?;
-    for size in SIZES {
-        let line = numbered(1, size);
-        match server.converse_once(&line) {
-            Ok(summary) if summary.received == 1 => m.largest_intact = size,
-            Ok(summary) if summary.not_sent > 0 => {
-                m.first_refused = Some((size, "too long (refused by the sending kernel)".into()));
-                break;
-            }
-            Ok(_) => {
-                m.first_refused = Some((size, format!("no reply in {} ms", PROBE_TIMEOUT.as_millis())));
-                break;
-            }
-            Err(err) => {
-                m.first_refused = Some((size, short_error(&err)));
-                break;
-            }
-        }
-    }
+    probe_sizes(&mut m, |line| server.converse_once(line), PROBE_TIMEOUT);
     server.stop();
 
     // Nobody listening.
@@ -182,6 +185,39 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
         Ok(_) => "a reply (something is listening)".into(),
     };
     Ok(m)
+}
+
+/// Sends one message of each size in turn: the largest that comes back intact, and what stops the
+/// next one. `converse_once` runs a client with that one line, waiting `timeout` for its reply.
+fn probe_sizes(m: &mut Measured, converse_once: impl Fn(&[u8]) -> Result<Summary>, timeout: Duration) {
+    for size in SIZES {
+        let line = numbered(1, size);
+        match converse_once(&line) {
+            Ok(summary) if summary.received == 1 => m.largest_intact = size,
+            Ok(summary) if summary.not_sent > 0 => {
+                m.first_refused = Some((size, "too long (refused by the sending kernel)".into()));
+                return;
+            }
+            Ok(_) => {
+                m.first_refused = Some((size, format!("no reply in {} ms", timeout.as_millis())));
+                return;
+            }
+            Err(err) => {
+                m.first_refused = Some((size, short_error(&err)));
+                return;
+            }
+        }
+    }
+}
+
+/// The conversation's lines as a client reads them from its input.
+fn input_of(lines: &[Vec<u8>]) -> Vec<u8> {
+    let mut input = Vec::new();
+    for line in lines {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    input
 }
 
 /// An error's last clause, the part that differs between transports.
@@ -238,13 +274,8 @@ impl Running {
     }
 
     fn converse(&self, lines: &[Vec<u8>], timeout: Duration, max_message: usize) -> Result<Summary> {
-        let mut input = Vec::new();
-        for line in lines {
-            input.extend_from_slice(line);
-            input.push(b'\n');
-        }
         let config = client_config(self.proto, &self.endpoint, max_message, timeout);
-        client::run(config, quiet_report(self.proto), Box::new(io::Cursor::new(input)), false)
+        client::run(config, quiet_report(self.proto), Box::new(io::Cursor::new(input_of(lines))), false)
     }
 
     fn converse_once(&self, line: &[u8]) -> Result<Summary> {

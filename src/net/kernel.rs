@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use crate::json::Json;
 use crate::sys;
 
 /// What the kernel says of one side's sockets. Each part is there only when the kernel gave it.
@@ -72,6 +73,36 @@ impl Account {
         if self.icmp.len() < KEPT {
             self.icmp.push(Icmp { what: icmp_meaning(err), from: err.from });
         }
+    }
+
+    /// The account as a JSON object: every figure the kernel gave, under its own key.
+    pub fn json(&self) -> String {
+        let mut k = Json::default();
+        if let Some(tcp) = &self.tcp {
+            k.int("tcp_connections", tcp.connections)
+                .num("srtt_ms", tcp.srtt.as_secs_f64() * 1e3)
+                .num("rttvar_ms", tcp.rttvar.as_secs_f64() * 1e3)
+                .int("retransmitted_segments", tcp.retransmitted)
+                .int("lost_segments", tcp.lost)
+                .int("mss", tcp.mss.into())
+                .int("tcp_path_mtu", tcp.path_mtu.into());
+        }
+        if let Some(dropped) = self.dropped {
+            k.int("receive_buffer_drops", dropped);
+        }
+        if let Some(mtu) = self.path_mtu {
+            k.int("path_mtu", mtu.into());
+        }
+        if !self.icmp.is_empty() {
+            let errors: Vec<String> = self.icmp.iter().map(Icmp::to_string).collect();
+            k.str("icmp_errors", &errors.join(", "));
+        }
+        k.finish()
+    }
+
+    /// The path MTU to the peer, from TCP's figures or a connected socket's.
+    pub fn mtu(&self) -> Option<u32> {
+        self.tcp.as_ref().map(|t| t.path_mtu).filter(|&m| m > 0).or(self.path_mtu)
     }
 
     /// Whether there is anything to say.
