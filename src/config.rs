@@ -128,6 +128,8 @@ pub struct CompareConfig {
 pub struct Remote {
     pub host: String,
     pub targets: Vec<(Proto, Endpoint)>,
+    /// How long each reply of the conversation may take before it counts as lost.
+    pub timeout: Duration,
 }
 
 /// When the bench's clients stop sending.

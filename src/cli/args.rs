@@ -136,6 +136,9 @@ pub(super) struct CompareArgs {
     /// server --host 0.0.0.0`), over TCP and UDP, instead of servers in this process.
     #[arg(long, value_name = "HOST")]
     pub(super) connect: Option<String>,
+    /// With --connect: how long to wait for each reply of the conversation before counting it lost.
+    #[arg(long, value_parser = parse_duration, default_value = "2s", requires = "connect")]
+    pub(super) timeout: Duration,
     /// With --connect: the server's port, for TCP and UDP.
     #[arg(long, default_value_t = PORT, requires = "connect")]
     pub(super) port: u16,

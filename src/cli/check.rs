@@ -111,7 +111,7 @@ fn compare(args: CompareArgs) -> Result<CompareConfig> {
         ];
         targets.extend(args.unix.map(|path| (Proto::Unix, Endpoint::Path(path))));
         targets.extend(args.unixgram.map(|path| (Proto::Unixgram, Endpoint::Path(path))));
-        Remote { host, targets }
+        Remote { host, targets, timeout: args.timeout }
     });
     Ok(CompareConfig { lines, json: args.json, connect })
 }

@@ -98,7 +98,7 @@ pub fn run(config: &CompareConfig) -> Result<()> {
     let place = match &config.connect {
         Some(remote) => {
             for (proto, endpoint) in &remote.targets {
-                results.push((*proto, remote::measure(*proto, endpoint, &config.lines)));
+                results.push((*proto, remote::measure(*proto, endpoint, &config.lines, remote.timeout)));
             }
             format!("against the netpair server at {}", remote.host)
         }

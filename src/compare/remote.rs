@@ -11,23 +11,21 @@ use crate::config::{CONNECT_TIMEOUT, LINE_MAX};
 use crate::proto::{Endpoint, Proto};
 use crate::report::Summary;
 
-/// How long a reply may take across a real link, lossy perhaps, before it counts as lost.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a probe of one large message waits: TCP may need several retransmissions for it.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Measures `proto` against the server at `endpoint`; a kind the server does not answer is a column
 /// that says why.
-pub(super) fn measure(proto: Proto, endpoint: &Endpoint, lines: &[Vec<u8>]) -> Measured {
+pub(super) fn measure(proto: Proto, endpoint: &Endpoint, lines: &[Vec<u8>], reply_timeout: Duration) -> Measured {
     let mut m = Measured { remote: true, ..Measured::default() };
     let talk = |lines: &[Vec<u8>], timeout: Duration, max_message: usize| -> crate::error::Result<Summary> {
         let mut config = client_config(proto, endpoint, max_message, timeout);
         config.connect_timeout = CONNECT_TIMEOUT;
         client::run(config, quiet_report(proto), Box::new(io::Cursor::new(input_of(lines))), false)
     };
-    match talk(lines, REPLY_TIMEOUT, LINE_MAX) {
+    match talk(lines, reply_timeout, LINE_MAX) {
         Ok(summary) if summary.received == 0 && summary.sent > 0 => {
-            m.unanswered = Some(format!("no reply within {} ms", REPLY_TIMEOUT.as_millis()));
+            m.unanswered = Some(format!("no reply within {} ms", reply_timeout.as_millis()));
             m.kernel = summary.kernel.clone();
             m.summary = summary;
             return m;

@@ -112,20 +112,21 @@ pub(super) fn json(results: &[(Proto, Measured)], place: &str) -> String {
         if !m.kernel.is_empty() {
             j.raw("kernel", &m.kernel.json());
         }
-        j.str("server_sees_client", if m.seen_at_connect { "connect" } else { "first_datagram" })
-            .int("sent", s.sent)
-            .int("received", s.received)
-            .int("lost", s.lost)
-            .int("late", s.late)
-            .int("burst_writes", BURST as u64)
-            .int("burst_reads", m.burst_reads as u64)
-            .str("boundaries_kept", if m.burst_intact { "yes" } else { "no" })
-            .int("largest_intact", m.largest_intact as u64);
+        j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
+        j.int("largest_intact", m.largest_intact as u64);
         if let Some((size, why)) = &m.first_refused {
             j.int("first_refused", *size as u64).str("first_refused_why", why);
         }
-        j.str("no_server", &m.no_server).num("no_server_ms", millis(m.no_server_after));
-        j.str("client_quits", m.quit_seen.as_deref().unwrap_or("nothing"));
+        // What only the server saw is measured in-process only; against a remote server it is left out.
+        if !m.remote {
+            j.str("server_sees_client", if m.seen_at_connect { "connect" } else { "first_datagram" })
+                .int("burst_writes", BURST as u64)
+                .int("burst_reads", m.burst_reads as u64)
+                .str("boundaries_kept", if m.burst_intact { "yes" } else { "no" })
+                .str("no_server", &m.no_server)
+                .num("no_server_ms", millis(m.no_server_after))
+                .str("client_quits", m.quit_seen.as_deref().unwrap_or("nothing"));
+        }
         for (key, p) in [("rtt_median_ms", 0.5), ("rtt_p99_ms", 0.99)] {
             if let Some(d) = s.percentile(p) {
                 j.num(key, millis(d));
