@@ -132,3 +132,29 @@ fn a_udp_datagram_carries_more_over_ipv6() {
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr().contains("largest UDP payload on IPv4 (65507 bytes)"), "{out}");
 }
+
+#[test]
+fn the_summaries_carry_the_kernels_account() {
+    // A UDP client to a port nobody listens on: the ICMP error, and the host that sent it.
+    let port = common::free_port().to_string();
+    let out = run(netpair(&["--proto", "udp", "--port", &port, "client"]), b"anyone?\nq\n");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr().contains("icmp: port unreachable from 127.0.0.1"), "{out}");
+    let out = run(netpair(&["--proto", "udp", "--port", &port, "client", "--json"]), b"anyone?\nq\n");
+    let summary: serde_json::Value = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .find(|e| e["event"] == "summary")
+        .expect("a summary event");
+    assert_eq!(summary["kernel"]["icmp_errors"], "port unreachable from 127.0.0.1", "{out}");
+    assert_eq!(summary["kernel"]["receive_buffer_drops"], 0, "{out}");
+    // TCP: the connection's own figures, on both sides.
+    let (process, lines) = server(&["--port", "0"], 1);
+    let port = port_of(&lines[0]);
+    let out = run(netpair(&["--port", &port, "client"]), b"hello\nq\n");
+    assert!(out.stderr().contains("; kernel: tcp srtt "), "{out}");
+    assert!(out.stderr().contains(" retransmitted, 0 lost, mss "), "{out}");
+    let out = process.stop();
+    assert!(out.stderr().contains("served 1 client, 1 message; kernel: tcp srtt "), "{out}");
+}
