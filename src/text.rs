@@ -50,10 +50,8 @@ pub fn human(d: Duration) -> String {
 /// control, DEL or byte that is not UTF-8; `\u{NN}` for a C1 control in UTF-8 text. Unambiguous: the
 /// escapes can be read back to the exact bytes (`--json` gives them exactly anyway).
 pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Nearly every message is plain ASCII text: one pass the compiler can vectorize says so.
-    let needs_escape =
-        bytes.iter().fold(false, |any, &b| any | ((b < 0x20) & (b != b'\t')) | (b >= 0x7f) | (b == b'\\'));
-    if !needs_escape {
+    // Nearly every message is plain printable ASCII: a check the compiler vectorizes says so.
+    if is_plain(bytes) {
         return out.extend_from_slice(bytes);
     }
     for chunk in bytes.utf8_chunks() {
@@ -73,6 +71,19 @@ pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
             push_hex(out, byte);
         }
     }
+}
+
+/// True when every byte is printable ASCII other than the backslash (a tab takes the slow path).
+fn is_plain(bytes: &[u8]) -> bool {
+    // Outside 0x20..0x7f, or a backslash; 16 bytes at a time, so the loop becomes vector compares.
+    let bad = |b: u8| u8::from(b.wrapping_sub(0x20) >= 0x5f) | u8::from(b == b'\\');
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(0, |any, &b| any | bad(b)) != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| bad(b) == 0)
 }
 
 /// [`push_escaped`] into a new string.
