@@ -142,4 +142,6 @@ pub enum Config {
     Client(ClientConfig),
     Compare(CompareConfig),
     Bench(BenchConfig),
+    /// Text made from the command line's own definitions (shell completions, the manual page), for stdout.
+    Print(Vec<u8>),
 }

@@ -34,7 +34,7 @@ pub mod text;
 pub mod throttle;
 pub mod upper;
 
-use std::io;
+use std::io::{self, Write};
 
 use log::warn;
 
@@ -72,6 +72,11 @@ pub fn run(config: Config) -> Result<u8> {
                 log::set_max_level(log::LevelFilter::Error);
             }
             compare::run(&config).map(|()| exit::OK)
+        }
+        Config::Print(text) => {
+            let mut out = io::stdout().lock();
+            out.write_all(&text).and_then(|()| out.flush()).map_err(|e| error::Error::io("writing to stdout", e))?;
+            Ok(exit::OK)
         }
     }
 }

@@ -32,6 +32,10 @@ pub(super) enum Command {
     /// Measure round-trip latency and throughput, against an in-process server or a running one.
     #[command(after_help = exit::HELP)]
     Bench(BenchArgs),
+    /// Print a shell's completion script for netpair on stdout.
+    Completions(CompletionsArgs),
+    /// Print netpair's manual page (roff) on stdout.
+    Man,
 }
 
 /// `netpair server`.
@@ -183,6 +187,14 @@ pub(super) struct BenchArgs {
     pub(super) json: bool,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
+}
+
+/// `netpair completions`.
+#[derive(Debug, Args)]
+pub(super) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(super) shell: clap_complete::Shell,
 }
 
 /// How much goes to stderr: every subcommand's.

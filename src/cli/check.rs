@@ -27,6 +27,8 @@ impl Cli {
             Command::Client(args) => Config::Client(client(args)?),
             Command::Compare(args) => Config::Compare(compare(args)?),
             Command::Bench(args) => Config::Bench(bench(args)?),
+            Command::Completions(args) => Config::Print(super::generate::completions(args.shell)),
+            Command::Man => Config::Print(super::generate::man()),
         })
     }
 }

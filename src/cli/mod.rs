@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod generate;
 mod values;
 
 use std::ffi::OsString;
@@ -61,6 +62,7 @@ impl Cli {
             Command::Client(args) => &args.verbosity,
             Command::Compare(args) => &args.verbosity,
             Command::Bench(args) => &args.verbosity,
+            Command::Completions(_) | Command::Man => return (0, 0),
         };
         (v.verbose, v.quiet)
     }
