@@ -22,6 +22,13 @@ Exit status:
   1  could not listen or connect, or the connection broke (refused, reset, address in use, name not found)
   2  usage error
   3  some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong";
+
+    /// The table that ends the `--help` of a command that only prints text (`completions`, `man`).
+    pub const PRINT_HELP: &str = "\
+Exit status:
+  0  the text was written to stdout (or stdout was closed before the end)
+  1  it could not be written
+  2  usage error";
 }
 
 /// Why netpair stopped. `Display` is the one line the user sees.

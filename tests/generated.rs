@@ -103,6 +103,11 @@ fn the_man_page_renders_without_warnings() {
         for command in ["server", "client", "compare", "bench", "completions", "man"] {
             assert!(text.contains(&format!("netpair {command}")), "{command}: {out}");
         }
+        // Each command's examples, as its --help ends with them.
+        assert!(
+            text.contains("Examples:") && text.contains("printf 'Hello TechBeamers\\nq\\n' | netpair client"),
+            "{out}"
+        );
     }
     if have("man") {
         let dir = common::temp_dir();

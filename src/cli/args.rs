@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Subcommand};
 
+use super::examples;
 use super::values::{Prompt, parse_duration, port_to_connect};
 use crate::config::Reply;
-use crate::error::exit;
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -21,20 +21,22 @@ const PORT: u16 = 5001;
 #[derive(Debug, Subcommand)]
 pub(super) enum Command {
     /// Listen, print each message and its uppercase form, and reply.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = examples::after_help("server"))]
     Server(ServerArgs),
     /// Send each stdin line as a message and print the replies; a line `q` ends.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = examples::after_help("client"))]
     Client(ClientArgs),
     /// Run one conversation over tcp, udp, unix and unixgram and show the differences side by side.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = examples::after_help("compare"))]
     Compare(CompareArgs),
     /// Measure round-trip latency and throughput, against an in-process server or a running one.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = examples::after_help("bench"))]
     Bench(BenchArgs),
     /// Print a shell's completion script for netpair on stdout.
+    #[command(after_help = examples::after_help("completions"))]
     Completions(CompletionsArgs),
     /// Print netpair's manual page (roff) on stdout.
+    #[command(after_help = examples::after_help("man"))]
     Man,
 }
 

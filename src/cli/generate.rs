@@ -59,6 +59,15 @@ pub(super) fn man() -> Vec<u8> {
         if sub.get_arguments().any(|arg| !arg.is_hide_set()) {
             piece(&mut out, false, |w| page.render_options_section(w));
         }
+        let examples = super::examples::of(sub.get_name());
+        if !examples.is_empty() {
+            let mut roff = Roff::new();
+            roff.control("PP", []).text([roman("Examples:")]);
+            for example in examples {
+                roff.control("TP", []).text([bold(example.command)]).text([roman(example.does)]);
+            }
+            push(&mut out, &roff);
+        }
     }
     let mut roff = Roff::new();
     roff.control("SH", ["EXIT STATUS"]);

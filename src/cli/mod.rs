@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod examples;
 mod generate;
 mod values;
 
