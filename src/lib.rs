@@ -82,7 +82,9 @@ pub fn run(config: Config) -> Result<u8> {
 }
 
 fn report_for(common: &Common) -> Report {
-    Report::new(common.proto, common.json, common.prompt)
+    let mut report = Report::new(common.proto, common.json, common.prompt);
+    report.set_quiet(common.quiet);
+    report
 }
 
 /// With `--json`, a fatal error is also an event on stdout.

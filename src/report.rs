@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::Quiet;
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::net::Closed;
@@ -23,6 +24,8 @@ pub struct Report {
     recording: Option<Recording>,
     proto: Proto,
     prompt: bool,
+    /// What of the notes and summary goes to stderr.
+    quiet: Quiet,
     out: Box<dyn Write + Send>,
     err: Box<dyn Write + Send>,
     /// Transcript lines of the current turn of the event loop, written by [`Report::flush`] in one go
@@ -94,6 +97,7 @@ impl Report {
             recording: None,
             proto,
             prompt: prompt && !json,
+            quiet: Quiet::No,
             out,
             err,
             pending: Vec::new(),
@@ -105,6 +109,11 @@ impl Report {
         let mut report = Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink()));
         report.silent = true;
         report
+    }
+
+    /// What of the notes and closing summary reaches stderr (`-q`, `-qq`); JSON events are not affected.
+    pub fn set_quiet(&mut self, quiet: Quiet) {
+        self.quiet = quiet;
     }
 
     /// Says whether lines name their peer's socket kind: for a server of several kinds at once.
@@ -278,7 +287,7 @@ impl Report {
                 millis(max)
             );
         }
-        self.note(format_args!("{text}"))
+        self.summary_note(format_args!("{text}"))
     }
 
     /// The server's closing line.
@@ -286,7 +295,7 @@ impl Report {
         if self.json {
             return self.event("summary", |j| j.int("clients", clients).int("messages", messages));
         }
-        self.note(format_args!("served {}, {}", count(clients, "client"), count(messages, "message")))
+        self.summary_note(format_args!("served {}, {}", count(clients, "client"), count(messages, "message")))
     }
 
     /// A fatal error, as a JSON event (the text form goes to stderr from `main`).
@@ -301,7 +310,19 @@ impl Report {
         self.write(format!("{text}\n").as_bytes())
     }
 
+    /// A closing summary on stderr, unless `-q`.
+    fn summary_note(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        if self.quiet >= Quiet::Summaries {
+            return Ok(());
+        }
+        self.note(text)
+    }
+
+    /// A note on stderr about one message or line, unless `-qq`.
     fn note(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        if self.quiet >= Quiet::AllButFatal {
+            return Ok(());
+        }
         // What stdout holds goes first, so that a terminal shows the two streams in order.
         self.flush()?;
         // One write: a line on a shared stderr never comes out in pieces.

@@ -205,7 +205,13 @@ pub(super) struct Verbosity {
     /// More diagnostics on stderr (-vv for debug).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub(super) verbose: u8,
-    /// Fewer diagnostics on stderr (-qq for none).
+    /// Less on stderr: -q no summary, -qq nothing but a fatal error.
+    ///
+    /// -q leaves out the closing summary (`sent …`, `served …`) and the warnings; the notes on single
+    /// messages (no reply, late reply, line not sent) stay. -qq leaves nothing but the one line of a
+    /// fatal error (`netpair: error: …`); the exit status still says how the run went (bench's progress
+    /// line, shown on a terminal only and erased at the end, stays). stdout (transcript, JSON events,
+    /// tables) is the same at every level.
     #[arg(short, long, action = ArgAction::Count)]
     pub(super) quiet: u8,
 }

@@ -8,7 +8,7 @@ use super::Cli;
 use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, ServerArgs, Talk};
 use crate::compare;
 use crate::config::{
-    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, ServerConfig, Stop, UDP_MAX,
+    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, Quiet, ServerConfig, Stop, UDP_MAX,
     default_max_message,
 };
 use crate::error::{Error, Result};
@@ -70,7 +70,7 @@ fn server(args: ServerArgs) -> Result<ServerConfig> {
         also.push(Listen { proto, endpoint: place(proto)?, max_message: max_message(proto, given)? });
     }
     Ok(ServerConfig {
-        common: common(first, first_endpoint, args.talk)?,
+        common: common(first, first_endpoint, args.talk, args.verbosity.quiet)?,
         also,
         reply: args.reply,
         once: args.once,
@@ -85,11 +85,11 @@ fn client(args: ClientArgs) -> Result<ClientConfig> {
         return Err(Error::Usage("--timeout must be more than 0".into()));
     }
     let endpoint = endpoint(args.proto, &args.host, args.port, args.path)?;
-    Ok(ClientConfig { common: common(args.proto, endpoint, args.talk)?, timeout: args.timeout })
+    Ok(ClientConfig { common: common(args.proto, endpoint, args.talk, args.verbosity.quiet)?, timeout: args.timeout })
 }
 
 /// What the server and the client share: where, and how messages are framed and shown.
-fn common(proto: Proto, endpoint: Endpoint, talk: Talk) -> Result<Common> {
+fn common(proto: Proto, endpoint: Endpoint, talk: Talk, quiet: u8) -> Result<Common> {
     Ok(Common {
         proto,
         endpoint,
@@ -97,6 +97,7 @@ fn common(proto: Proto, endpoint: Endpoint, talk: Talk) -> Result<Common> {
         max_message: max_message(proto, talk.max_message)?,
         json: talk.json,
         prompt: talk.prompt.enabled(),
+        quiet: Quiet::from_count(quiet),
     })
 }
 

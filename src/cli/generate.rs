@@ -78,6 +78,20 @@ pub(super) fn man() -> Vec<u8> {
     }
     push(&mut out, &roff);
     piece(&mut out, true, |w| page.render_version_section(w));
+    ascii(&String::from_utf8_lossy(&out)).into_bytes()
+}
+
+/// Roff that any troff reads as it is: each character past ASCII as groff's `\[uXXXX]` escape
+/// (without it, `groff` reads UTF-8 as Latin-1 bytes unless run through `preconv`, as `man` does).
+fn ascii(roff: &str) -> String {
+    let mut out = String::with_capacity(roff.len());
+    for c in roff.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", u32::from(c)));
+        }
+    }
     out
 }
 
@@ -136,5 +150,7 @@ mod tests {
             assert!(page.contains(heading), "{heading}:\n{page}");
         }
         assert_eq!(page.matches(".ds Aq \\(aq").count(), 1, "one preamble");
+        assert!(page.is_ascii(), "{page}");
+        assert_eq!(ascii("a … b"), "a \\[u2026] b");
     }
 }
