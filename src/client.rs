@@ -15,7 +15,7 @@ use crate::framing::Framing;
 use crate::net::{Closed, Event, Settings, Tokens, Transport};
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
-use crate::text::escaped;
+use crate::text::{escaped, grouped};
 use crate::upper::{MAX_GROWTH, upper};
 
 /// Timed-out messages remembered so their replies can still be recognised as late.
@@ -154,7 +154,8 @@ impl Client {
                         Closed::Failed(err) => (format!("connection to {proto} {name} failed"), err),
                         Closed::TooLong => {
                             let limit = self.config.common.max_message.saturating_mul(MAX_GROWTH);
-                            let too_long = format!("a reply was over {limit} bytes (3 x --max-message); closed");
+                            let too_long =
+                                format!("a reply was over {} bytes (3 x --max-message); closed", grouped(limit as u64));
                             (format!("{proto} {name}"), std::io::Error::new(std::io::ErrorKind::InvalidData, too_long))
                         }
                         _ => {
@@ -193,8 +194,9 @@ impl Client {
                 Ok(Input::TooLong { len }) => {
                     self.line_no += 1;
                     self.prompted = false;
+                    let max = self.config.common.max_message as u64;
                     let why =
-                        format!("{len} bytes is over the limit of {} (--max-message)", self.config.common.max_message);
+                        format!("{} bytes is over the limit of {} (--max-message)", grouped(len as u64), grouped(max));
                     self.skip(&why)?;
                     continue;
                 }

@@ -51,8 +51,9 @@ pub fn run(config: Config) -> Result<u8> {
             let limit = sys::raise_open_file_limit(want);
             if want > limit {
                 warn!(
-                    "open-file limit is {limit}: fewer than --max-clients {} clients can connect (raise ulimit -n)",
-                    config.max_clients
+                    "open-file limit is {}: fewer than --max-clients {} clients can connect (raise ulimit -n)",
+                    text::grouped(limit),
+                    text::grouped(config.max_clients as u64)
                 );
             }
             let common = config.common.clone();

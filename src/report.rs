@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::net::Closed;
 use crate::proto::Proto;
-use crate::text::{count, escaped, human, millis, push_escaped};
+use crate::text::{count, escaped, grouped, human, millis, push_escaped};
 
 /// Where a session's events go, and in which form.
 pub struct Report {
@@ -236,7 +236,7 @@ impl Report {
         if self.json {
             return self.event("timeout", |j| j.int("seq", seq).num("waited_ms", millis(waited)));
         }
-        self.note(format_args!("no reply to message {seq} within {}", human(waited)))
+        self.note(format_args!("no reply to message {} within {}", grouped(seq), human(waited)))
     }
 
     /// A reply to message `seq` that came after its timeout.
@@ -244,7 +244,7 @@ impl Report {
         if self.json {
             return self.event("late", |j| j.int("seq", seq).bytes("reply", reply).num("rtt_ms", millis(after)));
         }
-        self.note(format_args!("late reply to message {seq}, after {}: {}", human(after), escaped(reply)))
+        self.note(format_args!("late reply to message {}, after {}: {}", grouped(seq), human(after), escaped(reply)))
     }
 
     /// A line that was not sent, and why.
@@ -252,7 +252,7 @@ impl Report {
         if self.json {
             return self.event("error", |j| j.int("line", line).str("error", why));
         }
-        self.note(format_args!("line {line} not sent: {why}"))
+        self.note(format_args!("line {} not sent: {why}", grouped(line)))
     }
 
     /// The client's closing line.
@@ -271,9 +271,15 @@ impl Report {
                 j
             });
         }
-        let mut text = format!("sent {}, received {}, lost {}, late {}", s.sent, s.received, s.lost, s.late);
+        let mut text = format!(
+            "sent {}, received {}, lost {}, late {}",
+            grouped(s.sent),
+            grouped(s.received),
+            grouped(s.lost),
+            grouped(s.late)
+        );
         if s.not_sent > 0 {
-            let _ = write!(text, ", not sent {}", s.not_sent);
+            let _ = write!(text, ", not sent {}", grouped(s.not_sent));
         }
         if s.interrupted {
             text.push_str(", interrupted");

@@ -70,7 +70,7 @@ fn bad_input_is_a_clear_error() {
     assert!(out.stderr().contains("cannot read --input /nonexistent/lines.txt"), "{out}");
     let out = run(netpair(&["compare", "--size", "70000"]), b"");
     assert_eq!(out.code, Some(2), "{out}");
-    assert!(out.stderr().contains("--size 70000 is over the largest UDP message"), "{out}");
+    assert!(out.stderr().contains("--size 70,000 is over the largest UDP message (65,507 bytes)"), "{out}");
 }
 
 #[test]

@@ -183,8 +183,8 @@ fn progress(proto: Proto, shared: &Shared, elapsed: Duration) {
         elapsed.as_secs_f64(),
         grouped(done),
         grouped(rate as u64),
-        shared.lost.load(Ordering::Relaxed),
-        shared.wrong.load(Ordering::Relaxed),
+        grouped(shared.lost.load(Ordering::Relaxed)),
+        grouped(shared.wrong.load(Ordering::Relaxed)),
     );
 }
 
@@ -238,8 +238,11 @@ fn settings_line(config: &BenchConfig) -> String {
     } else {
         format!("{} clients", grouped(config.clients as u64))
     };
-    let window =
-        if config.window == 1 { "window 1 (ping-pong)".to_string() } else { format!("window {}", config.window) };
+    let window = if config.window == 1 {
+        "window 1 (ping-pong)".to_string()
+    } else {
+        format!("window {}", grouped(config.window as u64))
+    };
     let run = match config.stop {
         Stop::Messages(n) => format!("{} messages each", grouped(n)),
         Stop::Duration(d) => format!("{} s", d.as_secs_f64()),
@@ -247,7 +250,7 @@ fn settings_line(config: &BenchConfig) -> String {
     let rate = config.rate.map_or_else(String::new, |r| format!(", open loop at {}/s", grouped(r as u64)));
     format!(
         "{clients}, {window}, {}-byte messages, {run} after {} s warm-up{rate}",
-        config.size,
+        grouped(config.size as u64),
         config.warmup.as_secs_f64()
     )
 }
@@ -281,7 +284,7 @@ fn table(config: &BenchConfig, outcomes: &[Outcome]) -> String {
     row("  of which came late", &|o, _| grouped(o.tally.late));
     row("wrong replies", &|o, _| grouped(o.tally.wrong));
     row("clients failed", &|o, _| match &o.tally.first_failure {
-        Some(why) => format!("{} ({why})", o.tally.failed),
+        Some(why) => format!("{} ({why})", grouped(o.tally.failed)),
         None => "0".into(),
     });
     row("client CPU", &|_, f| format!("{:.3} s", f.client_cpu));

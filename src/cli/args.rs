@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Subcommand};
 
 use super::examples;
-use super::values::{Prompt, parse_duration, port_to_connect};
+use super::values::{Prompt, parse_duration, parse_size, port_to_connect};
 use crate::config::Reply;
 use crate::framing::Framing;
 use crate::proto::Proto;
@@ -72,8 +72,8 @@ pub(super) struct ServerArgs {
     #[arg(long, default_value_t = 16384)]
     pub(super) max_clients: usize,
     /// Most bytes held for all peers together (unfinished lines, unwritten replies); past it, peers
-    /// holding the most are not read from until it drops.
-    #[arg(long, value_name = "BYTES", default_value_t = crate::config::MAX_BUFFERED)]
+    /// holding the most are not read from until it drops. K, M, G: powers of 1,024.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "256M")]
     pub(super) max_buffered: usize,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
@@ -109,8 +109,9 @@ pub(super) struct Talk {
     /// How a stream is cut into messages (datagrams are always one message each).
     #[arg(long, value_enum, default_value_t = Framing::Line)]
     pub(super) framing: Framing,
-    /// Largest message in bytes [default: 65507 for datagrams, 1 MiB for streams].
-    #[arg(long, value_name = "BYTES")]
+    /// Largest message in bytes, e.g. 1M or 64K (K, M, G: powers of 1,024) [default: 65,507 for
+    /// datagrams, 1M for streams].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub(super) max_message: Option<usize>,
     /// One JSON object per line on stdout for each event, instead of the transcript.
     #[arg(long)]
@@ -126,8 +127,8 @@ pub(super) struct CompareArgs {
     /// Messages in the conversation.
     #[arg(long, default_value_t = 20)]
     pub(super) messages: usize,
-    /// Bytes per message.
-    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    /// Bytes per message (K: 1,024).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "32")]
     pub(super) size: usize,
     /// Use the lines of this file as the conversation instead.
     #[arg(long, value_name = "FILE")]
@@ -168,8 +169,8 @@ pub(super) struct BenchArgs {
     /// How long to measure after the warm-up [default: 5s].
     #[arg(long, value_parser = parse_duration)]
     pub(super) duration: Option<Duration>,
-    /// Bytes per message.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    /// Bytes per message (K: 1,024).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "64")]
     pub(super) size: usize,
     /// Messages in flight per client: 1 is ping-pong.
     #[arg(long, default_value_t = 1)]

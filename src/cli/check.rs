@@ -13,6 +13,7 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 use crate::proto::{Endpoint, Proto};
+use crate::text::grouped;
 
 /// The longest --duration or --warmup (and time between scheduled sends) taken.
 const MAX_RUN: Duration = Duration::from_secs(30 * 86_400);
@@ -136,20 +137,29 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         }
     }
     if args.window > MAX_WINDOW {
-        return usage(format!("--window {} is over {MAX_WINDOW} messages in flight per client", args.window));
+        return usage(format!(
+            "--window {} is over {} messages in flight per client",
+            grouped(args.window as u64),
+            grouped(MAX_WINDOW as u64)
+        ));
     }
     let tag = crate::bench::tag_len(args.clients);
     if args.size < tag {
         return usage(format!(
             "--size {} is too small: with --clients {} each message needs {tag} bytes to name its client and number",
-            args.size, args.clients
+            args.size,
+            grouped(args.clients as u64)
         ));
     }
     let datagrams = protos.iter().any(|p| !p.is_stream());
     let ceiling = if datagrams { UDP_MAX } else { LINE_MAX };
     if args.size > ceiling {
         let why = if datagrams { "the largest UDP message" } else { "the server's line limit" };
-        return usage(format!("--size {} is over {why} ({ceiling} bytes)", args.size));
+        return usage(format!(
+            "--size {} is over {why} ({} bytes)",
+            grouped(args.size as u64),
+            grouped(ceiling as u64)
+        ));
     }
     let unix = protos.iter().filter(|p| p.is_unix()).count();
     if args.connect && unix > 0 && args.path.is_none() {
@@ -200,7 +210,9 @@ fn max_message(proto: Proto, given: Option<usize>) -> Result<usize> {
     let max = positive(given.unwrap_or(default_max_message(proto)), "--max-message")?;
     if proto == Proto::Udp && max > UDP_MAX {
         return Err(Error::Usage(format!(
-            "--max-message {max} is over the largest UDP payload on IPv4 ({UDP_MAX} bytes)"
+            "--max-message {} is over the largest UDP payload on IPv4 ({} bytes)",
+            grouped(max as u64),
+            grouped(UDP_MAX as u64)
         )));
     }
     Ok(max)
@@ -242,6 +254,8 @@ mod tests {
         let Ok(Config::Server(server)) = config(&["--proto", "udp", "server"]) else { panic!("expected server") };
         assert_eq!((server.common.max_message, server.max_clients), (UDP_MAX, 16384));
         assert_eq!(server.idle_timeout, Some(Duration::from_secs(60)));
+        // Its --help default, "256M", is the constant the in-process servers use.
+        assert_eq!(server.max_buffered, crate::config::MAX_BUFFERED);
     }
 
     #[test]

@@ -20,7 +20,10 @@ const SERVER: &[Example] = &[
         "TCP and UDP on one free port (the first lines say which), replying with each message unchanged",
     ),
     example("netpair server --proto unix --path /tmp/np.sock --once", "A Unix stream socket; exit after one client"),
-    example("netpair server --reply stdin", "Type each reply yourself, as in the tutorial"),
+    example(
+        "netpair server --reply stdin --max-message 64K",
+        "Type each reply yourself, as in the tutorial; lines up to 64 KiB",
+    ),
 ];
 
 const CLIENT: &[Example] = &[
@@ -37,7 +40,7 @@ const CLIENT: &[Example] = &[
 
 const COMPARE: &[Example] = &[
     example("netpair compare", "The conversation over tcp, udp, unix and unixgram, side by side"),
-    example("netpair compare --messages 100 --size 1000", "100 messages of 1,000 bytes each"),
+    example("netpair compare --messages 100 --size 1K", "100 messages of 1,024 bytes each"),
     example("netpair compare --json > compare.json", "The same measurements as one JSON object, for a script"),
 ];
 

@@ -15,7 +15,7 @@ use clap::{Command as ClapCommand, CommandFactory, FromArgMatches, Parser};
 use self::args::Command;
 use crate::error::exit;
 
-pub use self::values::parse_duration;
+pub use self::values::{parse_duration, parse_size};
 
 /// Run the socket tutorial's conversation over TCP, UDP, Unix stream or Unix datagram sockets.
 #[derive(Debug, Parser)]

@@ -17,6 +17,7 @@ use crate::proto::{Endpoint, Proto};
 use crate::report::{Recording, Report, Summary};
 use crate::server::Background;
 use crate::stdin::read_line;
+use crate::text::{grouped, human};
 
 /// Small writes sent back to back to see whether message boundaries survive.
 const BURST: usize = 200;
@@ -38,8 +39,10 @@ pub fn conversation(input: Option<&Path>, messages: usize, size: usize) -> Resul
         {
             let line = line.map_err(|len| {
                 Error::Usage(format!(
-                    "--input line {} is {len} bytes, over the largest UDP message ({UDP_MAX}); compare runs every transport",
-                    lines.len() + 1
+                    "--input line {} is {} bytes, over the largest UDP message ({} bytes); compare runs every transport",
+                    grouped(lines.len() as u64 + 1),
+                    grouped(len as u64),
+                    grouped(UDP_MAX as u64)
                 ))
             })?;
             if line == b"q" {
@@ -54,7 +57,9 @@ pub fn conversation(input: Option<&Path>, messages: usize, size: usize) -> Resul
     }
     if size > UDP_MAX {
         return Err(Error::Usage(format!(
-            "--size {size} is over the largest UDP message ({UDP_MAX} bytes); compare runs every transport"
+            "--size {} is over the largest UDP message ({} bytes); compare runs every transport",
+            grouped(size as u64),
+            grouped(UDP_MAX as u64)
         )));
     }
     Ok((1..=messages).map(|n| numbered(n, size)).collect())
@@ -155,7 +160,7 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
                 break;
             }
             Ok(_) => {
-                m.first_refused = Some((size, format!("no reply in {} ms", PROBE_TIMEOUT.as_millis())));
+                m.first_refused = Some((size, format!("no reply in {}", human(PROBE_TIMEOUT))));
                 break;
             }
             Err(err) => {
@@ -178,7 +183,7 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
     m.no_server_after = started.elapsed();
     m.no_server = match outcome {
         Err(err) => short_error(&err),
-        Ok(s) if s.lost > 0 => format!("silence: no reply within {}ms", PROBE_TIMEOUT.as_millis()),
+        Ok(s) if s.lost > 0 => format!("silence: no reply within {}", human(PROBE_TIMEOUT)),
         Ok(_) => "a reply (something is listening)".into(),
     };
     Ok(m)

@@ -13,9 +13,9 @@ fn cells(m: &Measured) -> Vec<String> {
     let unit = if m.burst_reads == 1 { "read" } else { "reads" };
     vec![
         if m.seen_at_connect { "at connect".into() } else { "at its first datagram".into() },
-        format!("{} of {}", s.received, s.sent),
-        format!("{} lost, {} late", s.lost, s.late),
-        format!("{boundaries}: {BURST} writes, {} {unit}", m.burst_reads),
+        format!("{} of {}", grouped(s.received), grouped(s.sent)),
+        format!("{} lost, {} late", grouped(s.lost), grouped(s.late)),
+        format!("{boundaries}: {BURST} writes, {} {unit}", grouped(m.burst_reads as u64)),
         format!("{} B", grouped(m.largest_intact as u64)),
         m.first_refused.as_ref().map_or_else(|| "-".into(), |(n, why)| format!("{} B: {why}", grouped(*n as u64))),
         format!("{} ({})", m.no_server, ms(Some(m.no_server_after))),
@@ -43,7 +43,10 @@ pub(super) fn table(results: &[(Proto, Measured)], messages: usize) -> String {
     let columns: Vec<Vec<String>> = results.iter().map(|(_, m)| cells(m)).collect();
     let label_width = ROWS.iter().map(|r| r.len()).max().unwrap_or(0);
     let widths: Vec<usize> = columns.iter().map(|c| c.iter().map(String::len).max().unwrap_or(0)).collect();
-    let mut out = format!("netpair compare: {messages} messages per transport, in-process servers on loopback\n\n");
+    let mut out = format!(
+        "netpair compare: {} per transport, in-process servers on loopback\n\n",
+        crate::text::count(messages as u64, "message")
+    );
     let _ = write!(out, "{:label_width$}", "");
     for ((proto, _), width) in results.iter().zip(&widths) {
         let _ = write!(out, " | {:width$}", proto.name());
