@@ -23,6 +23,8 @@ use crate::text::{grouped, human};
 const BURST: usize = 200;
 /// Message sizes tried, smallest first, to find the largest that gets through intact.
 const SIZES: [usize; 6] = [1_000, 8_192, UDP_MAX, UDP_MAX + 1, LINE_MAX, LINE_MAX + 1];
+/// How long the conversation's client waits for each reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a probe waits for a reply that may never come.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -133,7 +135,7 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
 
     // The conversation, then what the server sees when the client leaves.
     let server = Running::start(proto, dir, Framing::Line)?;
-    m.summary = server.converse(lines, Duration::from_secs(2), LINE_MAX)?;
+    m.summary = server.converse(lines, REPLY_TIMEOUT, LINE_MAX)?;
     let quit = server.wait_for(|seen| seen.first_disconnect().is_some(), Duration::from_millis(300));
     m.quit_seen = quit.then(|| server.seen.first_disconnect().unwrap_or_default());
     server.stop();

@@ -2,64 +2,190 @@
 
 use std::fmt::Write as _;
 
-use super::{BURST, Measured};
+use super::{BURST, Measured, REPLY_TIMEOUT, SIZES};
 use crate::json::{Json, object_of};
 use crate::proto::Proto;
-use crate::text::{grouped, millis, ms};
+use crate::text::{count, grouped, human, millis, ms};
 
-fn cells(m: &Measured) -> Vec<String> {
-    let s = &m.summary;
-    let boundaries = if m.burst_intact { "kept" } else { "not kept" };
-    let unit = if m.burst_reads == 1 { "read" } else { "reads" };
+/// The widest a cell may be: with a label as wide and two spaces between columns, a table of the
+/// four transports takes 98 columns.
+const CELL: usize = 18;
+/// Lines of the table, the legend and the footnotes are at most this wide.
+const WIDTH: usize = 100;
+const GAP: &str = "  ";
+
+/// The rows: a short label, what it measures in plain words (the legend), and each transport's cell.
+type Cell = fn(&Measured, &mut Notes) -> String;
+
+fn rows() -> Vec<(String, String, Cell)> {
+    let (first, last) = (SIZES[0] as u64, SIZES[SIZES.len() - 1] as u64);
     vec![
-        if m.seen_at_connect { "at connect".into() } else { "at its first datagram".into() },
-        format!("{} of {}", grouped(s.received), grouped(s.sent)),
-        format!("{} lost, {} late", grouped(s.lost), grouped(s.late)),
-        format!("{boundaries}: {BURST} writes, {} {unit}", grouped(m.burst_reads as u64)),
-        format!("{} B", grouped(m.largest_intact as u64)),
-        m.first_refused.as_ref().map_or_else(|| "-".into(), |(n, why)| format!("{} B: {why}", grouped(*n as u64))),
-        format!("{} ({})", m.no_server, ms(Some(m.no_server_after))),
-        m.quit_seen.as_ref().map_or_else(|| "nothing (until --idle-timeout)".into(), |r| format!("disconnect ({r})")),
-        ms(s.percentile(0.5)),
-        ms(s.percentile(0.99)),
+        (
+            "new client seen".into(),
+            "when the server first knows of a client: as it connects (a stream), or only when its \
+             first datagram arrives (a datagram socket has no connection)"
+                .into(),
+            |m, _| if m.seen_at_connect { "at connect".into() } else { "at 1st datagram".into() },
+        ),
+        ("replies received".into(), "replies that came back, of the messages sent one at a time".into(), |m, _| {
+            format!("{} of {}", grouped(m.summary.received), grouped(m.summary.sent))
+        }),
+        (
+            "lost / late".into(),
+            format!("replies that did not come within {} / that came after that", human(REPLY_TIMEOUT)),
+            |m, _| format!("{} / {}", grouped(m.summary.lost), grouped(m.summary.late)),
+        ),
+        (
+            format!("{BURST} writes read as"),
+            format!(
+                "{BURST} quick writes of 5 bytes (--framing raw), as the server's reads got them: a stream \
+                 may merge them into fewer reads; each datagram stays one message"
+            ),
+            |m, _| count(m.burst_reads as u64, "read"),
+        ),
+        (
+            "largest intact".into(),
+            format!(
+                "the largest message that came back whole (sizes from {} B to {} B tried)",
+                grouped(first),
+                grouped(last)
+            ),
+            |m, _| format!("{} B", grouped(m.largest_intact as u64)),
+        ),
+        ("one size more".into(), "the next size tried, and what stopped it".into(), |m, notes| {
+            match &m.first_refused {
+                Some((size, why)) => {
+                    let size = format!("{} B", grouped(*size as u64));
+                    notes.fit(&format!("{size}: {why}"), &size)
+                }
+                None => "-".into(),
+            }
+        }),
+        ("no server: error".into(), "what a client is told when nobody listens at the address".into(), |m, notes| {
+            notes.fit(&m.no_server, &brief(&m.no_server))
+        }),
+        ("no server: after".into(), "how long the client took to be told".into(), |m, _| ms(Some(m.no_server_after))),
+        (
+            "client quits".into(),
+            "what the server notices when the client leaves: a disconnect, or nothing (a datagram \
+             server forgets the peer only after --idle-timeout)"
+                .into(),
+            |m, notes| match &m.quit_seen {
+                Some(reason) => notes.fit(&format!("disconnect: {reason}"), "disconnect"),
+                None => "nothing".into(),
+            },
+        ),
+        (
+            "median round trip".into(),
+            "the time from sending a message to having its reply: half the messages took less".into(),
+            |m, _| ms(m.summary.percentile(0.5)),
+        ),
+        (
+            "99% within".into(),
+            "99 of every 100 round trips took at most this long (the slowest 1% took longer)".into(),
+            |m, _| ms(m.summary.percentile(0.99)),
+        ),
     ]
 }
 
-const ROWS: [&str; 10] = [
-    "server sees a new client",
-    "replies received",
-    "replies lost",
-    "boundaries (raw framing)",
-    "largest intact message",
-    "first size refused",
-    "no server listening",
-    "client quits, server sees",
-    "round trip median",
-    "round trip p99",
-];
+/// Cell texts too long for a cell, each said once under the table and pointed to by number.
+#[derive(Default)]
+struct Notes(Vec<String>);
 
-/// The table, transports as columns.
-pub(super) fn table(results: &[(Proto, Measured)], messages: usize) -> String {
-    let columns: Vec<Vec<String>> = results.iter().map(|(_, m)| cells(m)).collect();
-    let label_width = ROWS.iter().map(|r| r.len()).max().unwrap_or(0);
-    let widths: Vec<usize> = columns.iter().map(|c| c.iter().map(String::len).max().unwrap_or(0)).collect();
-    let mut out = format!(
-        "netpair compare: {} per transport, in-process servers on loopback\n\n",
-        crate::text::count(messages as u64, "message")
-    );
-    let _ = write!(out, "{:label_width$}", "");
-    for ((proto, _), width) in results.iter().zip(&widths) {
-        let _ = write!(out, " | {:width$}", proto.name());
+impl Notes {
+    /// `full` when it fits a cell; otherwise `short` with the number of a footnote that says `full`.
+    fn fit(&mut self, full: &str, short: &str) -> String {
+        if full.chars().count() <= CELL {
+            return full.to_string();
+        }
+        let n = match self.0.iter().position(|note| note == full) {
+            Some(at) => at + 1,
+            None => {
+                self.0.push(full.to_string());
+                self.0.len()
+            }
+        };
+        format!("{short} [{n}]")
     }
-    out.truncate(out.trim_end().len());
-    out.push('\n');
-    for (row, label) in ROWS.iter().enumerate() {
-        let _ = write!(out, "{label:label_width$}");
-        for (column, width) in columns.iter().zip(&widths) {
-            let _ = write!(out, " | {:width$}", column[row]);
+}
+
+/// The start of an error's text, short enough for a cell with a footnote number: up to its first
+/// `:` or `(`, then as many whole words as fit.
+fn brief(text: &str) -> String {
+    let head = text.split([':', '(']).next().unwrap_or(text).trim_end();
+    let mut out = String::new();
+    for word in head.split(' ') {
+        if out.chars().count() + 1 + word.chars().count() > CELL - 5 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.is_empty() { head.chars().take(CELL - 5).collect() } else { out }
+}
+
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("never empty");
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+/// The table, transports as columns, then a legend saying what each row measures and the
+/// footnotes of cells too long to show; no line is wider than 100 columns.
+pub(super) fn table(results: &[(Proto, Measured)], messages: usize) -> String {
+    let rows = rows();
+    let mut notes = Notes::default();
+    let cells: Vec<Vec<String>> =
+        rows.iter().map(|(_, _, cell)| results.iter().map(|(_, m)| cell(m, &mut notes)).collect()).collect();
+    let label = rows.iter().map(|(label, ..)| label.chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..results.len())
+        .map(|c| cells.iter().map(|row| row[c].chars().count()).max().unwrap_or(0).max(results[c].0.name().len()))
+        .collect();
+    let line = |first: &str, rest: &mut dyn Iterator<Item = &str>| {
+        let mut out = format!("{first:label$}");
+        for (text, width) in rest.zip(&widths) {
+            let _ = write!(out, "{GAP}{text:width$}");
         }
         out.truncate(out.trim_end().len());
+        out + "\n"
+    };
+    let mut out = format!(
+        "netpair compare: {} per transport, in-process servers on loopback\n\n",
+        count(messages as u64, "message")
+    );
+    out += &line("", &mut results.iter().map(|(proto, _)| proto.name()));
+    for ((name, ..), row) in rows.iter().zip(&cells) {
+        out += &line(name, &mut row.iter().map(String::as_str));
+    }
+    out.push_str("\nWhat each row measures:\n");
+    for (name, legend, _) in &rows {
+        for (n, text) in wrap(legend, WIDTH - label - GAP.len()).iter().enumerate() {
+            let name = if n == 0 { name.as_str() } else { "" };
+            let _ = writeln!(out, "{name:label$}{GAP}{text}");
+        }
+    }
+    if !notes.0.is_empty() {
         out.push('\n');
+        for (n, note) in notes.0.iter().enumerate() {
+            let mark = format!("[{}] ", n + 1);
+            for (k, text) in wrap(note, WIDTH - mark.len()).iter().enumerate() {
+                let lead = if k == 0 { mark.clone() } else { " ".repeat(mark.len()) };
+                let _ = writeln!(out, "{lead}{text}");
+            }
+        }
     }
     out
 }
@@ -91,4 +217,26 @@ pub(super) fn json(results: &[(Proto, Measured)]) -> String {
         (proto.name().to_string(), j.finish())
     });
     object_of(members) + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_cells_go_to_footnotes_and_no_line_passes_100_columns() {
+        let long = "a very long error message from some kernel that goes on and on: ".repeat(3);
+        let quit = Some("connection reset by peer".to_string());
+        let each = || Measured { no_server: long.clone(), quit_seen: quit.clone(), ..Measured::default() };
+        let mut results: Vec<(Proto, Measured)> = Proto::ALL.into_iter().map(|p| (p, each())).collect();
+        let m = &mut results[0].1;
+        m.first_refused = Some((1 << 20, long.clone()));
+        m.summary.sent = 50_000;
+        m.summary.received = 50_000;
+        let text = table(&results, 50_000);
+        assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
+        assert!(text.contains("[1] ") && text.contains("50,000 of 50,000"), "{text}");
+        assert_eq!(brief("no such file or directory"), "no such file");
+        assert_eq!(brief("silence: no reply within 500 ms"), "silence");
+    }
 }
