@@ -15,7 +15,7 @@ use crate::framing::Framing;
 use crate::net::{Closed, Event, Settings, Tokens, Transport};
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
-use crate::text::{escaped, grouped};
+use crate::text::grouped;
 use crate::upper::{MAX_GROWTH, upper};
 
 /// Timed-out messages remembered so their replies can still be recognised as late.
@@ -297,8 +297,8 @@ impl Client {
                 self.report.reply(pending.seq, &reply, rtt)
             }
             None => {
-                warn!("unexpected reply (no message is waiting for one): {}", escaped(&reply));
-                Ok(())
+                self.summary.unexpected += 1;
+                self.report.unexpected(&reply)
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,12 +27,20 @@ pub struct Report {
     prompt: bool,
     /// What of the notes and summary goes to stderr.
     quiet: Quiet,
+    /// Writes to the process's stdout, whose first JSON event (from any report) carries `version`.
+    on_stdout: bool,
+    /// This report's first event is still to come.
+    first_event: bool,
     out: Box<dyn Write + Send>,
     err: Box<dyn Write + Send>,
     /// Transcript lines of the current turn of the event loop, written by [`Report::flush`] in one go
     /// before the loop waits again: a busy server makes one write per turn, not one per message.
     pending: Vec<u8>,
 }
+
+/// Whether a JSON event has been written to this process's stdout: the first carries `version`,
+/// whichever report writes it (a fatal error after a failed start comes from a report of its own).
+static STDOUT_STARTED: AtomicBool = AtomicBool::new(false);
 
 /// Transcript held before it is written even within a turn.
 const PENDING_MAX: usize = 64 * 1024;
@@ -44,17 +53,21 @@ pub struct Summary {
     pub lost: u64,
     pub late: u64,
     pub not_sent: u64,
+    /// Replies that came when no message was waiting for one (a banner, an extra line).
+    pub unexpected: u64,
     /// SIGINT or SIGTERM ended the conversation.
     pub interrupted: bool,
     pub rtts: Vec<Duration>,
 }
 
 impl Summary {
-    /// The exit status the conversation earns: every message answered, or not. Interrupted, it
-    /// earns success only if it got at least one reply and lost none: nothing measured is no success.
+    /// The exit status the conversation earns: one reply to each message, or not. A reply nobody
+    /// asked for fails it too, since replies can then no longer be told apart. Interrupted, it earns
+    /// success only if it got at least one reply and lost none: nothing measured is no success.
     pub fn exit_status(&self) -> u8 {
         let nothing = self.interrupted && self.received == 0;
-        if self.lost + self.not_sent > 0 || nothing { crate::error::exit::LOST } else { crate::error::exit::OK }
+        let wrong = self.lost + self.not_sent + self.unexpected > 0;
+        if wrong || nothing { crate::error::exit::LOST } else { crate::error::exit::OK }
     }
 }
 
@@ -85,7 +98,9 @@ fn quantile(sorted: &[Duration], p: f64) -> Option<Duration> {
 impl Report {
     /// A report on the process's stdout and stderr.
     pub fn new(proto: Proto, json: bool, prompt: bool) -> Self {
-        Report::to(proto, json, prompt, Box::new(io::stdout()), Box::new(io::stderr()))
+        let mut report = Report::to(proto, json, prompt, Box::new(io::stdout()), Box::new(io::stderr()));
+        report.on_stdout = true;
+        report
     }
 
     /// A report into any pair of writers (in-process runs capture them).
@@ -98,6 +113,8 @@ impl Report {
             proto,
             prompt: prompt && !json,
             quiet: Quiet::No,
+            on_stdout: false,
+            first_event: true,
             out,
             err,
             pending: Vec::new(),
@@ -247,10 +264,18 @@ impl Report {
         self.note(format_args!("late reply to message {}, after {}: {}", grouped(seq), human(after), escaped(reply)))
     }
 
-    /// A line that was not sent, and why.
+    /// A reply that came when no message was waiting for one.
+    pub fn unexpected(&mut self, reply: &[u8]) -> Result<()> {
+        if self.json {
+            return self.event("unexpected", |j| j.bytes("reply", reply));
+        }
+        self.note(format_args!("unexpected reply (no message was waiting for one): {}", escaped(reply)))
+    }
+
+    /// A line that was not sent, and why: a warning, after which the conversation goes on.
     pub fn not_sent(&mut self, line: u64, why: &str) -> Result<()> {
         if self.json {
-            return self.event("error", |j| j.int("line", line).str("error", why));
+            return self.event("warning", |j| j.int("line", line).str("warning", why));
         }
         self.note(format_args!("line {} not sent: {why}", grouped(line)))
     }
@@ -261,7 +286,7 @@ impl Report {
         if self.json {
             return self.event("summary", |j| {
                 j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
-                j.int("not_sent", s.not_sent);
+                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected);
                 j.bool("interrupted", s.interrupted);
                 if let Some((min, median, max)) = spread {
                     j.num("rtt_min_ms", millis(min))
@@ -280,6 +305,9 @@ impl Report {
         );
         if s.not_sent > 0 {
             let _ = write!(text, ", not sent {}", grouped(s.not_sent));
+        }
+        if s.unexpected > 0 {
+            let _ = write!(text, ", unexpected {}", grouped(s.unexpected));
         }
         if s.interrupted {
             text.push_str(", interrupted");
@@ -360,6 +388,12 @@ impl Report {
         let mut json = Json::default();
         let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
         json.num("ts", ts).str("event", name).str("proto", self.proto.name());
+        // The first event of the run says which netpair wrote it (once per stdout, for the binary).
+        let first = std::mem::replace(&mut self.first_event, false)
+            && (!self.on_stdout || !STDOUT_STARTED.swap(true, Ordering::SeqCst));
+        if first {
+            json.str("version", env!("CARGO_PKG_VERSION"));
+        }
         fields(&mut json);
         let line = json.finish() + "\n";
         self.write(line.as_bytes())

@@ -71,10 +71,19 @@ pub(super) fn man() -> Vec<u8> {
     }
     let mut roff = Roff::new();
     roff.control("SH", ["EXIT STATUS"]);
+    // `  N  meaning`, a longer meaning going on in lines of its own.
+    let mut statuses: Vec<(&str, String)> = Vec::new();
     for line in exit::HELP.lines().skip(1) {
-        if let Some((code, meaning)) = line.trim_start().split_once("  ") {
-            roff.control("TP", []).text([bold(code)]).text([roman(meaning)]);
+        match (line.trim_start().split_once("  "), statuses.last_mut()) {
+            (Some((code, meaning)), _) if code.chars().all(|c| c.is_ascii_digit()) => {
+                statuses.push((code, meaning.to_string()))
+            }
+            (_, Some((_, meaning))) => *meaning = format!("{meaning} {}", line.trim()),
+            (_, None) => {}
         }
+    }
+    for (code, meaning) in statuses {
+        roff.control("TP", []).text([bold(code)]).text([roman(meaning)]);
     }
     push(&mut out, &roff);
     piece(&mut out, true, |w| page.render_version_section(w));
@@ -151,6 +160,7 @@ mod tests {
         }
         assert_eq!(page.matches(".ds Aq \\(aq").count(), 1, "one preamble");
         assert!(page.is_ascii(), "{page}");
+        assert!(page.contains("a reply came that no message asked for"), "a status of two lines, whole: {page}");
         assert_eq!(ascii("a … b"), "a \\[u2026] b");
     }
 }
