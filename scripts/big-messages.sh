@@ -98,7 +98,7 @@ done
 echo
 echo "Checks:"
 check "udp: 65,507 bytes (the IPv4 limit) went through intact" [ "$udp_65507" == intact ]
-check "udp: netpair refused 65,508 before sending" grep -q 'not sent: 65508 bytes is over the limit' "$(err udp-65508)"
+check "udp: netpair refused 65,508 before sending" grep -q 'not sent: 65,508 bytes is over the limit' "$(err udp-65508)"
 check "udp: the kernel sends 65,507 bytes in one datagram" [ "$kernel_65507" == sent ]
 check "udp: the kernel refuses 65,508 (EMSGSIZE)" [ "$kernel_65508" == 'Message too long' ]
 check "unixgram: past UDP's limit, 65,508 bytes went through intact" [ "$gram_65508" == intact ]

@@ -150,5 +150,6 @@ tidy() { echo "${1//"$NP_TMP/"/}"; }
 count() { grep -cE -- "$1" "$2" || true; }
 
 # summary_field NAME FILE: a number from the client's summary line in FILE
-# (`netpair: sent 3, received 3, lost 0, late 0; ...`), e.g. summary_field sent c.err.
-summary_field() { sed -nE "/^netpair: sent /s/.*[:,] $1 ([0-9]+).*/\\1/p" "$2" | tail -1; }
+# (`netpair: sent 3, received 3, lost 0, late 0; ...`, numbers grouped: `sent 1,000`), e.g.
+# summary_field sent c.err.
+summary_field() { sed -nE "/^netpair: sent /s/.*[:,] $1 ([0-9]+(,[0-9]{3})*).*/\\1/p" "$2" | tr -d , | tail -1; }

@@ -95,8 +95,8 @@ wait_for 10 grep -q '^Disconnected' "$(out tcp-server)" || true
 seqs() {
   case $2 in
     received) sed -n 's/^Received from server: MSG \([0-9]*\)$/\1/p' "$(out "$1")" ;;
-    timeout) sed -n 's/^netpair: no reply to message \([0-9]*\) within.*/\1/p' "$(err "$1")" ;;
-    late) sed -n 's/^netpair: late reply to message \([0-9]*\),.*/\1/p' "$(err "$1")" ;;
+    timeout) sed -n 's/^netpair: no reply to message \([0-9,]*\) within.*/\1/p' "$(err "$1")" | tr -d , ;;
+    late) sed -n 's/^netpair: late reply to message \([0-9,]*\), after.*/\1/p' "$(err "$1")" | tr -d , ;;
   esac
 }
 # field PROTO NAME: a number from PROTO's client summary.

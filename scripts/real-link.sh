@@ -2,7 +2,7 @@
 # real-link.sh [N] [LOSS]: `netpair compare --connect` across a real link, as between two hosts.
 #
 # Two network namespaces joined by a veth pair (IPv4 10.79.0.1 and .2, IPv6 fd00:79::1 and ::2):
-# `netpair --proto tcp,udp server --host 0.0.0.0` in one, `netpair compare --connect 10.79.0.1` in
+# `netpair --proto tcp,udp server --host 0.0.0.0` in one, `netpair compare --connect --host 10.79.0.1` in
 # the other, with nftables in the server's namespace dropping 1 packet in LOSS (10) each way.
 # Prints the table, then checks that its figures reconcile with what the kernel and nft counted:
 # TCP delivers every reply (some late) and its kernel retransmitted; UDP's sent = received + lost,
@@ -72,15 +72,15 @@ EOF
 packets() { "${in_srv[@]}" nft list counter ip netpair_real "$1" | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
 
 echo "server: netpair --proto tcp,udp server --host 0.0.0.0 (namespace $srv, 10.79.0.1, port $port)"
-echo "client: netpair compare --connect 10.79.0.1 (namespace $cli); nft drops 1 packet in $loss each way"
+echo "client: netpair compare --connect --host 10.79.0.1 (namespace $cli); nft drops 1 packet in $loss each way"
 echo
 : >"$NP_TMP/empty"
-np_run compare "$NP_TMP/empty" 300 "${in_cli[@]}" "$NETPAIR" compare --connect 10.79.0.1 --port "$port" \
+np_run compare "$NP_TMP/empty" 300 "${in_cli[@]}" "$NETPAIR" compare --connect --host 10.79.0.1 --port "$port" \
   --messages "$n" --timeout 300ms || fail "compare exited $?"
 cat "$(out compare)"
 # The checks reconcile the --json run alone: nft's counts from here on.
 "${in_srv[@]}" nft reset counters table ip netpair_real >/dev/null
-np_run json "$NP_TMP/empty" 300 "${in_cli[@]}" "$NETPAIR" compare --connect 10.79.0.1 --port "$port" \
+np_run json "$NP_TMP/empty" 300 "${in_cli[@]}" "$NETPAIR" compare --connect --host 10.79.0.1 --port "$port" \
   --messages "$n" --timeout 300ms --json || fail "compare --json exited $?"
 # field PROTO KEY[.KEY]: a figure of the --json run (0 when absent).
 field() {

@@ -15,7 +15,7 @@ use crate::framing::Framing;
 use crate::net::{Closed, Event, Settings, Tokens, Transport};
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
-use crate::text::escaped;
+use crate::text::grouped;
 use crate::upper::{MAX_GROWTH, upper};
 
 /// Timed-out messages remembered so their replies can still be recognised as late.
@@ -155,7 +155,8 @@ impl Client {
                         Closed::Failed(err) => (format!("connection to {proto} {name} failed"), err),
                         Closed::TooLong => {
                             let limit = self.config.common.max_message.saturating_mul(MAX_GROWTH);
-                            let too_long = format!("a reply was over {limit} bytes (3 x --max-message); closed");
+                            let too_long =
+                                format!("a reply was over {} bytes (3 x --max-message); closed", grouped(limit as u64));
                             (format!("{proto} {name}"), std::io::Error::new(std::io::ErrorKind::InvalidData, too_long))
                         }
                         _ => {
@@ -194,8 +195,9 @@ impl Client {
                 Ok(Input::TooLong { len }) => {
                     self.line_no += 1;
                     self.prompted = false;
+                    let max = self.config.common.max_message as u64;
                     let why =
-                        format!("{len} bytes is over the limit of {} (--max-message)", self.config.common.max_message);
+                        format!("{} bytes is over the limit of {} (--max-message)", grouped(len as u64), grouped(max));
                     self.skip(&why)?;
                     continue;
                 }
@@ -296,8 +298,8 @@ impl Client {
                 self.report.reply(pending.seq, &reply, rtt)
             }
             None => {
-                warn!("unexpected reply (no message is waiting for one): {}", escaped(&reply));
-                Ok(())
+                self.summary.unexpected += 1;
+                self.report.unexpected(&reply)
             }
         }
     }

@@ -41,6 +41,30 @@ pub enum Reply {
     Stdin,
 }
 
+/// What reaches stderr besides the transcript on stdout (`-q`, `-qq`); `--json` events are not affected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Quiet {
+    /// Everything: warnings, the per-message notes (no reply, late reply, line not sent) and the
+    /// closing summary.
+    #[default]
+    No,
+    /// `-q`: no summary and no warnings; the per-message notes and errors stay.
+    Summaries,
+    /// `-qq`: nothing but the one line of a fatal error.
+    AllButFatal,
+}
+
+impl Quiet {
+    /// The level `-q` given `count` times asks for.
+    pub fn from_count(count: u8) -> Quiet {
+        match count {
+            0 => Quiet::No,
+            1 => Quiet::Summaries,
+            _ => Quiet::AllButFatal,
+        }
+    }
+}
+
 /// Where and how to talk: what the server and the client share.
 #[derive(Clone, Debug)]
 pub struct Common {
@@ -51,12 +75,15 @@ pub struct Common {
     pub json: bool,
     /// Print the tutorial's ` ? ` prompt before reading a line.
     pub prompt: bool,
+    /// What of the notes and summary reaches stderr.
+    pub quiet: Quiet,
 }
 
 impl Common {
-    /// Settings for a run inside this process (`compare`, `bench`): no JSON on stdout, no prompt.
+    /// Settings for a run inside this process (`compare`, `bench`): no JSON on stdout, no prompt
+    /// (and reports that go nowhere, so nothing to make quiet).
     pub fn in_process(proto: Proto, endpoint: Endpoint, framing: Framing, max_message: usize) -> Common {
-        Common { proto, endpoint, framing, max_message, json: false, prompt: false }
+        Common { proto, endpoint, framing, max_message, json: false, prompt: false, quiet: Quiet::No }
     }
 }
 
@@ -168,4 +195,6 @@ pub enum Config {
     Client(ClientConfig),
     Compare(CompareConfig),
     Bench(BenchConfig),
+    /// Text made from the command line's own definitions (shell completions, the manual page), for stdout.
+    Print(Vec<u8>),
 }

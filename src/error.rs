@@ -12,7 +12,8 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// A usage error.
     pub const USAGE: u8 = 2;
-    /// Some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong.
+    /// Some replies never came (timeout), a line could not be sent, or a reply came that no message
+    /// asked for; bench: replies lost or wrong.
     pub const LOST: u8 = 3;
 
     /// The table that ends every `--help`.
@@ -21,7 +22,15 @@ Exit status:
   0  every message got its reply (server: stopped cleanly)
   1  could not listen or connect, or the connection broke (refused, reset, address in use, name not found)
   2  usage error
-  3  some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong";
+  3  some replies never came (timeout), a line could not be sent, or a reply came that no message
+     asked for; bench: replies lost or wrong";
+
+    /// The table that ends the `--help` of a command that only prints text (`completions`, `man`).
+    pub const PRINT_HELP: &str = "\
+Exit status:
+  0  the text was written to stdout (or stdout was closed before the end)
+  1  it could not be written
+  2  usage error";
 }
 
 /// Why netpair stopped. `Display` is the one line the user sees.

@@ -50,10 +50,15 @@ impl Json {
         self
     }
 
-    /// A number field, to the microsecond for times in seconds or milliseconds.
+    /// A number field, to the microsecond for times in seconds or milliseconds; `null` for a value
+    /// that is not a finite number (JSON has none).
     pub fn num(&mut self, key: &str, value: f64) -> &mut Self {
         self.key(key);
-        let _ = write!(self.text, "{value:.6}");
+        if value.is_finite() {
+            let _ = write!(self.text, "{value:.6}");
+        } else {
+            self.text.push_str("null");
+        }
         self
     }
 
@@ -110,6 +115,7 @@ mod tests {
         j.str("a", "q\"\\\n\u{1}").bytes("m", b"ok").bytes("x", b"\xff\x00");
         assert_eq!(j.finish(), r#"{"a":"q\"\\\n\u0001","m":"ok","x":"�\u0000","x_hex":"ff00"}"#);
         assert_eq!(Json::default().finish(), "{}");
+        assert_eq!(Json::default().num("a", f64::NAN).num("b", f64::INFINITY).finish(), r#"{"a":null,"b":null}"#);
         assert_eq!(object_of([("t".to_string(), "{}".to_string())]), r#"{"t":{}}"#);
     }
 }

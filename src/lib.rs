@@ -34,7 +34,7 @@ pub mod text;
 pub mod throttle;
 pub mod upper;
 
-use std::io;
+use std::io::{self, Write};
 
 use log::warn;
 
@@ -51,8 +51,9 @@ pub fn run(config: Config) -> Result<u8> {
             let limit = sys::raise_open_file_limit(want);
             if want > limit {
                 warn!(
-                    "open-file limit is {limit}: fewer than --max-clients {} clients can connect (raise ulimit -n)",
-                    config.max_clients
+                    "open-file limit is {}: fewer than --max-clients {} clients can connect (raise ulimit -n)",
+                    text::grouped(limit),
+                    text::grouped(config.max_clients as u64)
                 );
             }
             let common = config.common.clone();
@@ -73,11 +74,18 @@ pub fn run(config: Config) -> Result<u8> {
             }
             compare::run(&config).map(|()| exit::OK)
         }
+        Config::Print(text) => {
+            let mut out = io::stdout().lock();
+            out.write_all(&text).and_then(|()| out.flush()).map_err(|e| error::Error::io("writing to stdout", e))?;
+            Ok(exit::OK)
+        }
     }
 }
 
 fn report_for(common: &Common) -> Report {
-    Report::new(common.proto, common.json, common.prompt)
+    let mut report = Report::new(common.proto, common.json, common.prompt);
+    report.set_quiet(common.quiet);
+    report
 }
 
 /// With `--json`, a fatal error is also an event on stdout.

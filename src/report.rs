@@ -3,15 +3,17 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::Quiet;
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::net::Closed;
 use crate::net::kernel::Account;
 use crate::proto::Proto;
-use crate::text::{count, escaped, human, millis, push_escaped};
+use crate::text::{count, escaped, grouped, human, millis, push_escaped};
 
 /// Where a session's events go, and in which form.
 pub struct Report {
@@ -24,12 +26,22 @@ pub struct Report {
     recording: Option<Recording>,
     proto: Proto,
     prompt: bool,
+    /// What of the notes and summary goes to stderr.
+    quiet: Quiet,
+    /// Writes to the process's stdout, whose first JSON event (from any report) carries `version`.
+    on_stdout: bool,
+    /// This report's first event is still to come.
+    first_event: bool,
     out: Box<dyn Write + Send>,
     err: Box<dyn Write + Send>,
     /// Transcript lines of the current turn of the event loop, written by [`Report::flush`] in one go
     /// before the loop waits again: a busy server makes one write per turn, not one per message.
     pending: Vec<u8>,
 }
+
+/// Whether a JSON event has been written to this process's stdout: the first carries `version`,
+/// whichever report writes it (a fatal error after a failed start comes from a report of its own).
+static STDOUT_STARTED: AtomicBool = AtomicBool::new(false);
 
 /// Transcript held before it is written even within a turn.
 const PENDING_MAX: usize = 64 * 1024;
@@ -42,6 +54,8 @@ pub struct Summary {
     pub lost: u64,
     pub late: u64,
     pub not_sent: u64,
+    /// Replies that came when no message was waiting for one (a banner, an extra line).
+    pub unexpected: u64,
     /// SIGINT or SIGTERM ended the conversation.
     pub interrupted: bool,
     /// What the kernel says of the client's socket at the end.
@@ -50,11 +64,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The exit status the conversation earns: every message answered, or not. Interrupted, it
-    /// earns success only if it got at least one reply and lost none: nothing measured is no success.
+    /// The exit status the conversation earns: one reply to each message, or not. A reply nobody
+    /// asked for fails it too, since replies can then no longer be told apart. Interrupted, it earns
+    /// success only if it got at least one reply and lost none: nothing measured is no success.
     pub fn exit_status(&self) -> u8 {
         let nothing = self.interrupted && self.received == 0;
-        if self.lost + self.not_sent > 0 || nothing { crate::error::exit::LOST } else { crate::error::exit::OK }
+        let wrong = self.lost + self.not_sent + self.unexpected > 0;
+        if wrong || nothing { crate::error::exit::LOST } else { crate::error::exit::OK }
     }
 }
 
@@ -85,7 +101,9 @@ fn quantile(sorted: &[Duration], p: f64) -> Option<Duration> {
 impl Report {
     /// A report on the process's stdout and stderr.
     pub fn new(proto: Proto, json: bool, prompt: bool) -> Self {
-        Report::to(proto, json, prompt, Box::new(io::stdout()), Box::new(io::stderr()))
+        let mut report = Report::to(proto, json, prompt, Box::new(io::stdout()), Box::new(io::stderr()));
+        report.on_stdout = true;
+        report
     }
 
     /// A report into any pair of writers (in-process runs capture them).
@@ -97,6 +115,9 @@ impl Report {
             recording: None,
             proto,
             prompt: prompt && !json,
+            quiet: Quiet::No,
+            on_stdout: false,
+            first_event: true,
             out,
             err,
             pending: Vec::new(),
@@ -108,6 +129,11 @@ impl Report {
         let mut report = Report::to(proto, false, false, Box::new(io::sink()), Box::new(io::sink()));
         report.silent = true;
         report
+    }
+
+    /// What of the notes and closing summary reaches stderr (`-q`, `-qq`); JSON events are not affected.
+    pub fn set_quiet(&mut self, quiet: Quiet) {
+        self.quiet = quiet;
     }
 
     /// Says whether lines name their peer's socket kind: for a server of several kinds at once.
@@ -230,7 +256,7 @@ impl Report {
         if self.json {
             return self.event("timeout", |j| j.int("seq", seq).num("waited_ms", millis(waited)));
         }
-        self.note(format_args!("no reply to message {seq} within {}", human(waited)))
+        self.note(format_args!("no reply to message {} within {}", grouped(seq), human(waited)))
     }
 
     /// A reply to message `seq` that came after its timeout.
@@ -238,15 +264,23 @@ impl Report {
         if self.json {
             return self.event("late", |j| j.int("seq", seq).bytes("reply", reply).num("rtt_ms", millis(after)));
         }
-        self.note(format_args!("late reply to message {seq}, after {}: {}", human(after), escaped(reply)))
+        self.note(format_args!("late reply to message {}, after {}: {}", grouped(seq), human(after), escaped(reply)))
     }
 
-    /// A line that was not sent, and why.
+    /// A reply that came when no message was waiting for one.
+    pub fn unexpected(&mut self, reply: &[u8]) -> Result<()> {
+        if self.json {
+            return self.event("unexpected", |j| j.bytes("reply", reply));
+        }
+        self.note(format_args!("unexpected reply (no message was waiting for one): {}", escaped(reply)))
+    }
+
+    /// A line that was not sent, and why: a warning, after which the conversation goes on.
     pub fn not_sent(&mut self, line: u64, why: &str) -> Result<()> {
         if self.json {
-            return self.event("error", |j| j.int("line", line).str("error", why));
+            return self.event("warning", |j| j.int("line", line).str("warning", why));
         }
-        self.note(format_args!("line {line} not sent: {why}"))
+        self.note(format_args!("line {} not sent: {why}", grouped(line)))
     }
 
     /// The client's closing line.
@@ -255,7 +289,7 @@ impl Report {
         if self.json {
             return self.event("summary", |j| {
                 j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
-                j.int("not_sent", s.not_sent);
+                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected);
                 j.bool("interrupted", s.interrupted);
                 kernel_json(j, &s.kernel);
                 if let Some((min, median, max)) = spread {
@@ -266,9 +300,18 @@ impl Report {
                 j
             });
         }
-        let mut text = format!("sent {}, received {}, lost {}, late {}", s.sent, s.received, s.lost, s.late);
+        let mut text = format!(
+            "sent {}, received {}, lost {}, late {}",
+            grouped(s.sent),
+            grouped(s.received),
+            grouped(s.lost),
+            grouped(s.late)
+        );
         if s.not_sent > 0 {
-            let _ = write!(text, ", not sent {}", s.not_sent);
+            let _ = write!(text, ", not sent {}", grouped(s.not_sent));
+        }
+        if s.unexpected > 0 {
+            let _ = write!(text, ", unexpected {}", grouped(s.unexpected));
         }
         if s.interrupted {
             text.push_str(", interrupted");
@@ -285,7 +328,7 @@ impl Report {
         if !s.kernel.is_empty() {
             let _ = write!(text, "; {}", s.kernel);
         }
-        self.note(format_args!("{text}"))
+        self.summary_note(format_args!("{text}"))
     }
 
     /// The server's closing line.
@@ -294,7 +337,7 @@ impl Report {
             return self.event("summary", |j| kernel_json(j.int("clients", clients).int("messages", messages), kernel));
         }
         let kernel = if kernel.is_empty() { String::new() } else { format!("; {kernel}") };
-        self.note(format_args!("served {}, {}{kernel}", count(clients, "client"), count(messages, "message")))
+        self.summary_note(format_args!("served {}, {}{kernel}", count(clients, "client"), count(messages, "message")))
     }
 
     /// A fatal error, as a JSON event (the text form goes to stderr from `main`).
@@ -309,7 +352,19 @@ impl Report {
         self.write(format!("{text}\n").as_bytes())
     }
 
+    /// A closing summary on stderr, unless `-q`.
+    fn summary_note(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        if self.quiet >= Quiet::Summaries {
+            return Ok(());
+        }
+        self.note(text)
+    }
+
+    /// A note on stderr about one message or line, unless `-qq`.
     fn note(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        if self.quiet >= Quiet::AllButFatal {
+            return Ok(());
+        }
         // What stdout holds goes first, so that a terminal shows the two streams in order.
         self.flush()?;
         // One write: a line on a shared stderr never comes out in pieces.
@@ -341,6 +396,12 @@ impl Report {
         let mut json = Json::default();
         let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
         json.num("ts", ts).str("event", name).str("proto", self.proto.name());
+        // The first event of the run says which netpair wrote it (once per stdout, for the binary).
+        let first = std::mem::replace(&mut self.first_event, false)
+            && (!self.on_stdout || !STDOUT_STARTED.swap(true, Ordering::SeqCst));
+        if first {
+            json.str("version", env!("CARGO_PKG_VERSION"));
+        }
         fields(&mut json);
         let line = json.finish() + "\n";
         self.write(line.as_bytes())

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-/// `n` and a noun, plural unless `n` is 1: "1 client", "2 clients".
+/// `n` and a noun, plural unless `n` is 1: "1 client", "25,498 messages".
 pub fn count(n: u64, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    if n == 1 { format!("1 {noun}") } else { format!("{} {noun}s", grouped(n)) }
 }
 
 /// 1234567 → "1,234,567".
@@ -40,9 +40,13 @@ pub fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".into(), |d| format!("{:.3} ms", millis(d)))
 }
 
-/// A timeout as a person would say it: "500ms", "2.0s".
+/// A timeout as a person would say it, in the units the tables use: "500 ms", "2 s", "2.5 s".
 pub fn human(d: Duration) -> String {
-    if d < Duration::from_secs(1) { format!("{}ms", d.as_millis()) } else { format!("{:.1}s", d.as_secs_f64()) }
+    if d < Duration::from_secs(1) {
+        return format!("{} ms", d.as_millis());
+    }
+    let tenths = format!("{:.1}", d.as_secs_f64());
+    format!("{} s", tenths.strip_suffix(".0").unwrap_or(&tenths))
 }
 
 /// Appends bytes a peer sent to a line of text so that they cannot act on a terminal: printable text
@@ -126,7 +130,10 @@ mod tests {
         assert_eq!(nanos(1_500_000), "1.500 ms");
         assert_eq!(count(1, "client"), "1 client");
         assert_eq!(count(2, "client"), "2 clients");
-        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(count(25_498, "message"), "25,498 messages");
+        assert_eq!(human(Duration::from_millis(500)), "500 ms");
+        assert_eq!(human(Duration::from_secs(2)), "2 s");
+        assert_eq!(human(Duration::from_millis(2_540)), "2.5 s");
         assert_eq!(ms(None), "-");
     }
 }

@@ -52,15 +52,36 @@ fn cells_match_what_the_transports_do() {
 }
 
 #[test]
-fn text_table_has_a_column_per_transport() {
+fn the_table_fits_100_columns_and_explains_itself() {
     let out = run(netpair(&["compare", "--messages", "3"]), b"");
     assert_eq!(out.code, Some(0), "{out}");
     let text = out.stdout();
-    let header = text.lines().find(|l| l.contains("| tcp")).unwrap_or_else(|| panic!("no header: {out}"));
-    for proto in ["tcp", "udp", "unix", "unixgram"] {
-        assert!(header.contains(proto), "{out}");
+    for line in text.lines() {
+        assert!(line.chars().count() <= 100, "{} columns: {line:?}{out}", line.chars().count());
     }
-    assert!(text.contains("replies received") && text.contains("3 of 3"), "{out}");
+    let header =
+        text.lines().find(|l| l.trim_start().starts_with("tcp ")).unwrap_or_else(|| panic!("no header: {out}"));
+    for proto in ["tcp", "udp", "unix", "unixgram"] {
+        assert!(header.split_whitespace().any(|word| word == proto), "{out}");
+    }
+    let (table, legend) = text.split_once("\nWhat each row measures:\n").unwrap_or_else(|| panic!("no legend: {out}"));
+    // Every row's label starts a line of the legend, in plain words: no bare percentile names.
+    let rows: Vec<&str> =
+        table.lines().skip_while(|l| l.trim().is_empty() || l.starts_with("netpair")).skip(1).collect();
+    assert!(rows.len() >= 8, "{out}");
+    for row in &rows {
+        let label = row.split("  ").next().unwrap_or_default();
+        assert!(legend.lines().any(|l| l.starts_with(label) && l.len() > label.len() + 10), "{label:?}: {out}");
+    }
+    assert!(!text.contains("p99") && !text.contains("p50"), "{out}");
+    assert!(rows.iter().any(|r| r.starts_with("replies received") && r.contains("3 of 3")), "{out}");
+    // Each footnote a cell points to is there.
+    for n in 1..10 {
+        let mark = format!("[{n}]");
+        if table.contains(&mark) {
+            assert!(legend.lines().any(|l| l.starts_with(&format!("{mark} "))), "{mark}: {out}");
+        }
+    }
 }
 
 #[test]
@@ -70,7 +91,7 @@ fn bad_input_is_a_clear_error() {
     assert!(out.stderr().contains("cannot read --input /nonexistent/lines.txt"), "{out}");
     let out = run(netpair(&["compare", "--size", "70000"]), b"");
     assert_eq!(out.code, Some(2), "{out}");
-    assert!(out.stderr().contains("--size 70000 is over the largest UDP message"), "{out}");
+    assert!(out.stderr().contains("--size 70,000 is over the largest UDP message (65,507 bytes)"), "{out}");
 }
 
 #[test]

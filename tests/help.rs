@@ -10,7 +10,8 @@ use common::{netpair, run};
 use netpair::error::exit;
 
 /// The top level (no subcommand) and each subcommand.
-const COMMANDS: [Option<&str>; 5] = [None, Some("server"), Some("client"), Some("compare"), Some("bench")];
+const COMMANDS: [Option<&str>; 7] =
+    [None, Some("server"), Some("client"), Some("compare"), Some("bench"), Some("completions"), Some("man")];
 
 #[test]
 fn help_matches_the_snapshots() {
@@ -20,7 +21,13 @@ fn help_matches_the_snapshots() {
         let name = command.unwrap_or("top");
         let long = help(command, "--help");
         let short = help(command, "-h");
-        assert!(long.trim_end().ends_with(exit::HELP), "`{name} --help` does not end with the exit statuses:\n{long}");
+        // Commands that only print text have exit statuses of their own.
+        let statuses = if matches!(name, "completions" | "man") { exit::PRINT_HELP } else { exit::HELP };
+        assert!(long.trim_end().ends_with(statuses), "`{name} --help` does not end with the exit statuses:\n{long}");
+        if command.is_some() {
+            // Which examples, and that they work: tests/examples.rs.
+            assert!(long.contains("\nExamples:\n  "), "`{name} --help` has no examples:\n{long}");
+        }
         wrong.extend(check(&format!("help-{name}.txt"), Some(&long), update));
         // `-h` has a snapshot of its own only where it differs (one line per option instead of a paragraph).
         wrong.extend(check(&format!("help-{name}-short.txt"), (short != long).then_some(&short), update));

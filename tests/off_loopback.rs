@@ -125,12 +125,12 @@ fn a_udp_datagram_carries_more_over_ipv6() {
     assert_eq!(out.stdout().len(), "Received from server: \n".len() + 65_527);
     let out = client(65_528);
     assert_eq!(out.code, Some(3), "{}", out.stderr());
-    assert!(out.stderr().contains("over the limit of 65527"), "{}", out.stderr());
+    assert!(out.stderr().contains("over the limit of 65,527"), "{}", out.stderr());
     process.stop();
     // Over IPv4 the bound stays 65,507.
     let out = run(netpair(&["--proto", "udp", "--max-message", "65508", "client"]), b"");
     assert_eq!(out.code, Some(2), "{out}");
-    assert!(out.stderr().contains("largest UDP payload on IPv4 (65507 bytes)"), "{out}");
+    assert!(out.stderr().contains("largest UDP payload on IPv4 (65,507 bytes)"), "{out}");
 }
 
 #[test]

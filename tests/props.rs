@@ -5,6 +5,7 @@
 use std::io::{self, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 
+use netpair::cli::parse_size;
 use netpair::framing::{LineFramer, TooLong};
 use netpair::proto::Proto;
 use netpair::report::Report;
@@ -333,5 +334,18 @@ proptest! {
     #[test]
     fn escaping_text_keeps_what_is_printable(text in "[a-z\\\\\\t\\n\\x00-\\x1f\\x7f-\\u{9f}ßΐ]{0,40}") {
         prop_assert_eq!(check_escaped(text.as_bytes()), Ok(()));
+    }
+}
+
+proptest! {
+    /// The size parser (`--max-message 1M`): what the fuzz target `size` checks, on sampled input.
+    #[test]
+    fn sizes_read_as_written(n in 0u64..10_000_000, unit in 0usize..7, text in "[0-9 .kKmMgGiIbB]{0,12}") {
+        let (suffix, shift) = [("", 0), ("B", 0), ("K", 10), ("KiB", 10), ("m", 20), ("G", 30), ("GiB", 30)][unit];
+        let want = usize::try_from(n).ok().and_then(|n| n.checked_mul(1 << shift));
+        prop_assert_eq!(parse_size(&format!("{n}{suffix}")).ok(), want);
+        if let Ok(bytes) = parse_size(&text) {
+            prop_assert_eq!(parse_size(&bytes.to_string()), Ok(bytes));
+        }
     }
 }

@@ -249,7 +249,7 @@ fn a_70000_byte_udp_line_is_refused_and_the_server_goes_on() {
     assert_eq!(client.code, Some(3), "{client}");
     assert_eq!(client.stdout(), received(&["AFTER"]), "the next line still goes{client}");
     let refusal = client.stderr().lines().next().unwrap_or_default().to_string();
-    assert!(refusal.starts_with("netpair: line 1 not sent: 70000 bytes"), "{client}");
+    assert!(refusal.starts_with("netpair: line 1 not sent: 70,000 bytes"), "{client}");
 
     let other = server.client(b"still here\n", &[]);
     assert_ok(&other);
@@ -325,7 +325,7 @@ fn no_reply_exits_3(proto: Proto) {
     assert_eq!(client.stdout(), "", "{client}");
     let stderr = client.stderr();
     assert!(
-        stderr.starts_with("netpair: no reply to message 1 within 300ms\nnetpair: sent 1, received 0, lost 1"),
+        stderr.starts_with("netpair: no reply to message 1 within 300 ms\nnetpair: sent 1, received 0, lost 1"),
         "{client}"
     );
 

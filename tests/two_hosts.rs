@@ -9,7 +9,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{Process, netpair};
+use common::Process;
 
 /// Skips (or, under CI, fails) when this machine cannot build the two hosts.
 fn can_run() -> bool {
@@ -137,6 +137,7 @@ fn compare_across_a_lossy_link_reconciles_with_the_kernel_and_nft() {
             &[
                 "compare",
                 "--connect",
+                "--host",
                 "10.78.0.1",
                 "--port",
                 &port,

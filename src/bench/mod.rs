@@ -222,7 +222,7 @@ fn progress(proto: Proto, shared: &Shared, elapsed: Duration) {
         elapsed.as_secs_f64(),
         grouped(done),
         grouped(rate as u64),
-        shared.lost.load(Ordering::Relaxed),
-        shared.wrong.load(Ordering::Relaxed),
+        grouped(shared.lost.load(Ordering::Relaxed)),
+        grouped(shared.wrong.load(Ordering::Relaxed)),
     );
 }

@@ -80,8 +80,11 @@ fn settings_line(config: &BenchConfig) -> String {
     } else {
         format!("{} clients", grouped(config.clients as u64))
     };
-    let window =
-        if config.window == 1 { "window 1 (ping-pong)".to_string() } else { format!("window {}", config.window) };
+    let window = if config.window == 1 {
+        "window 1 (ping-pong)".to_string()
+    } else {
+        format!("window {}", grouped(config.window as u64))
+    };
     let run = match config.stop {
         Stop::Messages(n) => format!("{} messages each", grouped(n)),
         Stop::Duration(d) => format!("{} s", d.as_secs_f64()),
@@ -89,7 +92,7 @@ fn settings_line(config: &BenchConfig) -> String {
     let rate = config.rate.map_or_else(String::new, |r| format!(", open loop at {}/s", grouped(r as u64)));
     format!(
         "{clients}, {window}, {}-byte messages, {run} after {} s warm-up{rate}",
-        config.size,
+        grouped(config.size as u64),
         config.warmup.as_secs_f64()
     )
 }
@@ -167,7 +170,7 @@ fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)
     row("wrong replies", &|o, _| grouped(o.tally.wrong));
     // The first failure's reason is usually every failure's (a server gone, a limit reached).
     row("clients failed", &|o, _| match &o.tally.first_failure {
-        Some(why) => format!("{} ({why})", o.tally.failed),
+        Some(why) => format!("{} ({why})", grouped(o.tally.failed)),
         None => "0".into(),
     });
     row("client CPU", &|_, f| format!("{:.3} s", f.client_cpu));

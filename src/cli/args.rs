@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Subcommand};
 
-use super::values::{Prompt, parse_duration, port_to_connect};
+use super::examples;
+use super::values::{Prompt, parse_duration, parse_size, port_to_connect};
 use crate::config::Reply;
-use crate::error::exit;
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -21,17 +21,23 @@ const PORT: u16 = 5001;
 #[derive(Debug, Subcommand)]
 pub(super) enum Command {
     /// Listen, print each message and its uppercase form, and reply.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = examples::after_help("server"))]
     Server(ServerArgs),
     /// Send each stdin line as a message and print the replies; a line `q` ends.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = examples::after_help("client"))]
     Client(ClientArgs),
     /// Run one conversation over tcp, udp, unix and unixgram and show the differences side by side.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = examples::after_help("compare"))]
     Compare(CompareArgs),
     /// Measure round-trip latency and throughput, against an in-process server or a running one.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = examples::after_help("bench"))]
     Bench(BenchArgs),
+    /// Print a shell's completion script for netpair on stdout.
+    #[command(after_help = examples::after_help("completions"))]
+    Completions(CompletionsArgs),
+    /// Print netpair's manual page (roff) on stdout.
+    #[command(after_help = examples::after_help("man"))]
+    Man,
 }
 
 /// `netpair server`.
@@ -66,8 +72,8 @@ pub(super) struct ServerArgs {
     #[arg(long, default_value_t = 16384)]
     pub(super) max_clients: usize,
     /// Most bytes held for all peers together (unfinished lines, unwritten replies); past it, peers
-    /// holding the most are not read from until it drops.
-    #[arg(long, value_name = "BYTES", default_value_t = crate::config::MAX_BUFFERED)]
+    /// holding the most are not read from until it drops. K, M, G: powers of 1,024.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "256M")]
     pub(super) max_buffered: usize,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
@@ -106,8 +112,9 @@ pub(super) struct Talk {
     /// How a stream is cut into messages (datagrams are always one message each).
     #[arg(long, value_enum, default_value_t = Framing::Line)]
     pub(super) framing: Framing,
-    /// Largest message in bytes [default: 65507 for datagrams, 1 MiB for streams].
-    #[arg(long, value_name = "BYTES")]
+    /// Largest message in bytes, e.g. 1M or 64K (K, M, G: powers of 1,024) [default: 65,507 for
+    /// datagrams, 1M for streams].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub(super) max_message: Option<usize>,
     /// One JSON object per line on stdout for each event, instead of the transcript.
     #[arg(long)]
@@ -123,8 +130,8 @@ pub(super) struct CompareArgs {
     /// Messages in the conversation.
     #[arg(long, default_value_t = 20)]
     pub(super) messages: usize,
-    /// Bytes per message.
-    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    /// Bytes per message (K: 1,024).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "32")]
     pub(super) size: usize,
     /// Use the lines of this file as the conversation instead.
     #[arg(long, value_name = "FILE")]
@@ -132,10 +139,13 @@ pub(super) struct CompareArgs {
     /// The table as one JSON object on stdout, for scripts.
     #[arg(long)]
     pub(super) json: bool,
-    /// Compare against the netpair server already running on this host (`netpair --proto tcp,udp
-    /// server --host 0.0.0.0`), over TCP and UDP, instead of servers in this process.
-    #[arg(long, value_name = "HOST")]
-    pub(super) connect: Option<String>,
+    /// Compare against the netpair server already running at --host (`netpair --proto tcp,udp server
+    /// --host 0.0.0.0` there), over TCP and UDP, instead of servers in this process.
+    #[arg(long)]
+    pub(super) connect: bool,
+    /// With --connect: the host the server runs on.
+    #[arg(long, default_value = HOST, requires = "connect")]
+    pub(super) host: String,
     /// With --connect: how long to wait for each reply of the conversation before counting it lost.
     #[arg(long, value_parser = parse_duration, default_value = "2s", requires = "connect")]
     pub(super) timeout: Duration,
@@ -181,8 +191,8 @@ pub(super) struct BenchArgs {
     /// How long to measure after the warm-up [default: 5s].
     #[arg(long, value_parser = parse_duration)]
     pub(super) duration: Option<Duration>,
-    /// Bytes per message.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    /// Bytes per message (K: 1,024).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "64")]
     pub(super) size: usize,
     /// Messages in flight per client: 1 is ping-pong.
     #[arg(long, default_value_t = 1)]
@@ -204,13 +214,27 @@ pub(super) struct BenchArgs {
     pub(super) verbosity: Verbosity,
 }
 
+/// `netpair completions`.
+#[derive(Debug, Args)]
+pub(super) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(super) shell: clap_complete::Shell,
+}
+
 /// How much goes to stderr: every subcommand's.
 #[derive(Debug, Args)]
 pub(super) struct Verbosity {
     /// More diagnostics on stderr (-vv for debug).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub(super) verbose: u8,
-    /// Fewer diagnostics on stderr (-qq for none).
+    /// Less on stderr: -q no summary, -qq nothing but a fatal error.
+    ///
+    /// -q leaves out the closing summary (`sent …`, `served …`) and the warnings; the notes on single
+    /// messages (no reply, late reply, line not sent) stay. -qq leaves nothing but the one line of a
+    /// fatal error (`netpair: error: …`); the exit status still says how the run went (bench's progress
+    /// line, shown on a terminal only and erased at the end, stays). stdout (transcript, JSON events,
+    /// tables) is the same at every level.
     #[arg(short, long, action = ArgAction::Count)]
     pub(super) quiet: u8,
 }

@@ -8,11 +8,12 @@ use super::Cli;
 use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, ServerArgs, Talk};
 use crate::compare;
 use crate::config::{
-    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, Remote, ServerConfig, Stop, UDP_MAX,
-    default_max_message, udp_max,
+    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, Quiet, Remote, ServerConfig, Stop,
+    UDP_MAX, default_max_message, udp_max,
 };
 use crate::error::{Error, Result};
 use crate::proto::{Endpoint, Proto};
+use crate::text::grouped;
 
 /// The longest --duration or --warmup (and time between scheduled sends) taken.
 const MAX_RUN: Duration = Duration::from_secs(30 * 86_400);
@@ -27,6 +28,8 @@ impl Cli {
             Command::Client(args) => Config::Client(client(args)?),
             Command::Compare(args) => Config::Compare(compare(args)?),
             Command::Bench(args) => Config::Bench(bench(args)?),
+            Command::Completions(args) => Config::Print(super::generate::completions(args.shell)),
+            Command::Man => Config::Print(super::generate::man()),
         })
     }
 }
@@ -70,7 +73,7 @@ fn server(args: ServerArgs) -> Result<ServerConfig> {
         also.push(Listen { proto, endpoint, max_message });
     }
     Ok(ServerConfig {
-        common: common(first, first_endpoint, args.talk)?,
+        common: common(first, first_endpoint, args.talk, args.verbosity.quiet)?,
         also,
         reply: args.reply,
         once: args.once,
@@ -89,22 +92,31 @@ fn client(args: ClientArgs) -> Result<ClientConfig> {
         return Err(Error::Usage("--connect-timeout must be more than 0".into()));
     }
     Ok(ClientConfig {
-        common: common(args.proto, endpoint, args.talk)?,
+        common: common(args.proto, endpoint, args.talk, args.verbosity.quiet)?,
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
     })
 }
 
 /// What the server and the client share: where, and how messages are framed and shown.
-fn common(proto: Proto, endpoint: Endpoint, talk: Talk) -> Result<Common> {
+fn common(proto: Proto, endpoint: Endpoint, talk: Talk, quiet: u8) -> Result<Common> {
     let max_message = max_message(proto, &endpoint, talk.max_message)?;
-    Ok(Common { proto, endpoint, framing: talk.framing, max_message, json: talk.json, prompt: talk.prompt.enabled() })
+    Ok(Common {
+        proto,
+        endpoint,
+        framing: talk.framing,
+        max_message,
+        json: talk.json,
+        prompt: talk.prompt.enabled(),
+        quiet: Quiet::from_count(quiet),
+    })
 }
 
 fn compare(args: CompareArgs) -> Result<CompareConfig> {
     let messages = positive(args.messages, "--messages")?;
     let lines = compare::conversation(args.input.as_deref(), messages, args.size)?;
-    let connect = args.connect.map(|host| {
+    let connect = args.connect.then(|| {
+        let host = args.host.clone();
         let mut targets = vec![
             (Proto::Tcp, Endpoint::Inet { host: host.clone(), port: args.port }),
             (Proto::Udp, Endpoint::Inet { host: host.clone(), port: args.port }),
@@ -145,20 +157,29 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         }
     }
     if args.window > MAX_WINDOW {
-        return usage(format!("--window {} is over {MAX_WINDOW} messages in flight per client", args.window));
+        return usage(format!(
+            "--window {} is over {} messages in flight per client",
+            grouped(args.window as u64),
+            grouped(MAX_WINDOW as u64)
+        ));
     }
     let tag = crate::bench::tag_len(args.clients);
     if args.size < tag {
         return usage(format!(
             "--size {} is too small: with --clients {} each message needs {tag} bytes to name its client and number",
-            args.size, args.clients
+            args.size,
+            grouped(args.clients as u64)
         ));
     }
     let datagrams = protos.iter().any(|p| !p.is_stream());
     let ceiling = if datagrams { UDP_MAX } else { LINE_MAX };
     if args.size > ceiling {
         let why = if datagrams { "the largest UDP message" } else { "the server's line limit" };
-        return usage(format!("--size {} is over {why} ({ceiling} bytes)", args.size));
+        return usage(format!(
+            "--size {} is over {why} ({} bytes)",
+            grouped(args.size as u64),
+            grouped(ceiling as u64)
+        ));
     }
     let unix = protos.iter().filter(|p| p.is_unix()).count();
     if args.connect && unix > 0 && args.path.is_none() {
@@ -213,7 +234,9 @@ fn max_message(proto: Proto, endpoint: &Endpoint, given: Option<usize>) -> Resul
     if proto == Proto::Udp && max > ceiling {
         let family = if ceiling == UDP_MAX { "IPv4" } else { "IPv6" };
         return Err(Error::Usage(format!(
-            "--max-message {max} is over the largest UDP payload on {family} ({ceiling} bytes)"
+            "--max-message {} is over the largest UDP payload on {family} ({} bytes)",
+            grouped(max as u64),
+            grouped(ceiling as u64)
         )));
     }
     Ok(max)
@@ -255,6 +278,8 @@ mod tests {
         let Ok(Config::Server(server)) = config(&["--proto", "udp", "server"]) else { panic!("expected server") };
         assert_eq!((server.common.max_message, server.max_clients), (UDP_MAX, 16384));
         assert_eq!(server.idle_timeout, Some(Duration::from_secs(60)));
+        // Its --help default, "256M", is the constant the in-process servers use.
+        assert_eq!(server.max_buffered, crate::config::MAX_BUFFERED);
     }
 
     #[test]

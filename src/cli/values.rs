@@ -31,6 +31,51 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses a size in bytes as people type it: `65507`, `64K`, `1M`, `256MiB`, `1.5G`. K, M and G
+/// (or KiB, MiB, GiB; any case; a space before them is fine) are powers of 1,024; a plain number,
+/// or one with `B`, is bytes. The result must be a whole number of bytes that fits a `usize`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let hint = "a size in bytes, such as 65507, 64K or 1M";
+    if number.is_empty() || number.starts_with('.') || number.ends_with('.') || number.matches('.').count() > 1 {
+        return Err(format!("{text:?} is not {hint}"));
+    }
+    let unit = unit.trim_start();
+    let shift: u32 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "kb" | "mb" | "gb" => {
+            return Err(format!("{text:?}: {unit} could mean 1,000 or 1,024; write K, M or G (powers of 1,024)"));
+        }
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use K, M or G, powers of 1,024)")),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let too_big = || format!("{text:?} is too large");
+    let not_whole = || format!("{text:?} is not a whole number of bytes");
+    let whole: u128 = whole.parse().map_err(|_| too_big())?;
+    // fraction / 10^d of 2^shift bytes is whole only if 5^d divides the fraction and d <= shift: it
+    // is then (fraction / 5^d) * 2^(shift - d). A fraction of a byte is refused, not rounded.
+    let fraction = fraction.trim_end_matches('0');
+    let digits = fraction.len() as u32;
+    if digits > shift {
+        return Err(not_whole());
+    }
+    let fraction: u128 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| not_whole())? };
+    if !fraction.is_multiple_of(5u128.pow(digits)) {
+        return Err(not_whole());
+    }
+    let scaled = (fraction / 5u128.pow(digits)) << (shift - digits);
+    whole
+        .checked_mul(1 << shift)
+        .and_then(|bytes| bytes.checked_add(scaled))
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or_else(too_big)
+}
+
 /// Parses a port a client connects to: any but 0, which only a server can be given (for a free port).
 pub(super) fn port_to_connect(text: &str) -> Result<u16, String> {
     match text.parse::<u16>() {
@@ -117,6 +162,29 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("18000000000000000000").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65507"), Ok(65_507));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5K"), Ok(1536));
+        assert_eq!(parse_size("0.5M"), Ok(512 << 10));
+        assert_eq!(parse_size("100B"), Ok(100));
+        assert_eq!(parse_size(" 32 "), Ok(32));
+        for nonsense in ["", "K", "-1", "1.5", "1.1K", "1..2K", ".5K", "5.K", "1T", "12 parsecs", "1e3", "0x10"] {
+            assert!(parse_size(nonsense).is_err(), "{nonsense:?}");
+        }
+        assert!(parse_size("1MB").unwrap_err().contains("write K, M or G"));
+        assert!(parse_size("99999999999999999999999G").unwrap_err().contains("too large"));
+        assert!(parse_size("1.0000000000000000000000000000000000001K").is_err());
+        assert_eq!(parse_size("1.00000000000000000000000000000000000000K"), Ok(1024));
+        assert_eq!(parse_size("0.0009765625M"), Ok(1024));
+        assert!(parse_size("0.00048828125K").is_err());
     }
 
     #[test]

@@ -18,11 +18,14 @@ use crate::proto::{Endpoint, Proto};
 use crate::report::{Recording, Report, Summary};
 use crate::server::Background;
 use crate::stdin::read_line;
+use crate::text::{grouped, human};
 
 /// Small writes sent back to back to see whether message boundaries survive.
 const BURST: usize = 200;
 /// Message sizes tried, smallest first, to find the largest that gets through intact.
 const SIZES: [usize; 6] = [1_000, 8_192, UDP_MAX, UDP_MAX + 1, LINE_MAX, LINE_MAX + 1];
+/// How long the conversation's client waits for each reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a probe waits for a reply that may never come.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -39,8 +42,10 @@ pub fn conversation(input: Option<&Path>, messages: usize, size: usize) -> Resul
         {
             let line = line.map_err(|len| {
                 Error::Usage(format!(
-                    "--input line {} is {len} bytes, over the largest UDP message ({UDP_MAX}); compare runs every transport",
-                    lines.len() + 1
+                    "--input line {} is {} bytes, over the largest UDP message ({} bytes); compare runs every transport",
+                    grouped(lines.len() as u64 + 1),
+                    grouped(len as u64),
+                    grouped(UDP_MAX as u64)
                 ))
             })?;
             if line == b"q" {
@@ -55,7 +60,9 @@ pub fn conversation(input: Option<&Path>, messages: usize, size: usize) -> Resul
     }
     if size > UDP_MAX {
         return Err(Error::Usage(format!(
-            "--size {size} is over the largest UDP message ({UDP_MAX} bytes); compare runs every transport"
+            "--size {} is over the largest UDP message ({} bytes); compare runs every transport",
+            grouped(size as u64),
+            grouped(UDP_MAX as u64)
         )));
     }
     Ok((1..=messages).map(|n| numbered(n, size)).collect())
@@ -147,7 +154,7 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
 
     // The conversation, then what the server sees when the client leaves.
     let server = Running::start(proto, dir, Framing::Line)?;
-    m.summary = server.converse(lines, Duration::from_secs(2), LINE_MAX)?;
+    m.summary = server.converse(lines, REPLY_TIMEOUT, LINE_MAX)?;
     m.kernel = m.summary.kernel.clone();
     let quit = server.wait_for(|seen| seen.first_disconnect().is_some(), Duration::from_millis(300));
     m.quit_seen = quit.then(|| server.seen.first_disconnect().unwrap_or_default());
@@ -181,7 +188,7 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
     m.no_server_after = started.elapsed();
     m.no_server = match outcome {
         Err(err) => short_error(&err),
-        Ok(s) if s.lost > 0 => format!("silence: no reply within {}ms", PROBE_TIMEOUT.as_millis()),
+        Ok(s) if s.lost > 0 => format!("silence: no reply within {}", human(PROBE_TIMEOUT)),
         Ok(_) => "a reply (something is listening)".into(),
     };
     Ok(m)
@@ -199,7 +206,7 @@ fn probe_sizes(m: &mut Measured, converse_once: impl Fn(&[u8]) -> Result<Summary
                 return;
             }
             Ok(_) => {
-                m.first_refused = Some((size, format!("no reply in {} ms", timeout.as_millis())));
+                m.first_refused = Some((size, format!("no reply in {}", human(timeout))));
                 return;
             }
             Err(err) => {

@@ -25,7 +25,7 @@ pub(super) fn measure(proto: Proto, endpoint: &Endpoint, lines: &[Vec<u8>], repl
     };
     match talk(lines, reply_timeout, LINE_MAX) {
         Ok(summary) if summary.received == 0 && summary.sent > 0 => {
-            m.unanswered = Some(format!("no reply within {} ms", reply_timeout.as_millis()));
+            m.unanswered = Some(format!("no reply within {}", crate::text::human(reply_timeout)));
             m.kernel = summary.kernel.clone();
             m.summary = summary;
             return m;

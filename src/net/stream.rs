@@ -500,7 +500,12 @@ impl Streams {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.close(registry, id, Closed::Failed(e), out),
+                Err(e) => {
+                    // A peer that closed may have said why first (a full server's refusal): read
+                    // what it sent before the write's error ends the connection.
+                    self.read(registry, id, out, false);
+                    return self.close(registry, id, Closed::Failed(e), out);
+                }
             }
         }
         if conn.unwritten() == 0 {

@@ -24,6 +24,7 @@ use crate::net::{Event, PeerId, Tokens, Transport};
 use crate::proto::{Endpoint, Proto};
 use crate::report::Report;
 use crate::stdin::Input;
+use crate::text::{count, grouped};
 use crate::throttle::Throttle;
 use crate::upper::upper_into;
 
@@ -321,14 +322,15 @@ impl Server {
                 Ok(Input::Line(line)) => line,
                 Ok(Input::TooLong { len }) => {
                     warn!(
-                        "stdin line of {len} bytes is over --max-message {}; skipped",
-                        self.config.common.max_message
+                        "stdin line of {} bytes is over --max-message {}; skipped",
+                        grouped(len as u64),
+                        grouped(self.config.common.max_message as u64)
                     );
                     continue;
                 }
                 Err(TryRecvError::Empty) => return Ok(()),
                 Ok(Input::End) | Ok(Input::Failed(_)) | Err(TryRecvError::Disconnected) => {
-                    warn!("stdin has ended: {} message(s) will get no reply", self.owed.len());
+                    warn!("stdin has ended: {} will get no reply", count(self.owed.len() as u64, "message"));
                     for peer in std::mem::take(&mut self.owed) {
                         self.transport(peer).hold(peer.id, false);
                     }

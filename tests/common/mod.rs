@@ -11,7 +11,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The counts in a server's closing line, `netpair: served N client(s), M message(s)`.
+/// The counts in a server's closing line, `netpair: served N client(s), M message(s)` (numbers
+/// grouped by thousands: `1,000 messages`).
 pub fn served(stderr: &str) -> Option<(usize, usize)> {
     let line = stderr.lines().find_map(|l| l.strip_prefix("netpair: served "))?;
     // What the kernel said of the sockets follows, after a `;`.
@@ -20,7 +21,7 @@ pub fn served(stderr: &str) -> Option<(usize, usize)> {
     let number = |part: &str, noun: &str| {
         let (n, word) = part.split_once(' ')?;
         (word == noun || word == format!("{noun}s")).then_some(())?;
-        n.parse().ok()
+        n.replace(',', "").parse().ok()
     };
     Some((number(clients, "client")?, number(messages, "message")?))
 }
