@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::plan::Plan;
+use super::schedule::Schedule;
 use super::sockets::Sock;
 use super::window::Window;
 use crate::error::{Error, Result};
@@ -43,8 +44,10 @@ pub struct Client {
     pub next_seq: u64,
     /// Messages sent after the warm-up, for `--messages`.
     pub measured_sent: u64,
-    /// With --rate: when message 0 is due.
-    pub first_due: Instant,
+    /// With --rate: when each of its messages is due.
+    pub schedule: Option<Schedule>,
+    /// With --rate: its first message due after the warm-up, the first measured.
+    pub first_measured: u64,
     /// With --rate: its next send is in the thread's schedule already.
     pub scheduled: bool,
     /// Cuts the reply stream into lines (streams only).
@@ -119,7 +122,6 @@ impl Opening<'_> {
     /// Opens clients until [`CONNECT_BATCH`] connects are under way; true when a Unix listener's
     /// backlog is full, so the rest wait until the server has accepted some.
     fn open_batch(&mut self, poll: &Poll) -> Result<bool> {
-        let now = Instant::now();
         while self.connecting < CONNECT_BATCH
             && let Some(id) = self.waiting.pop_front()
         {
@@ -143,7 +145,8 @@ impl Opening<'_> {
                 window: Window::with_capacity(self.plan.window.min(64)),
                 next_seq: 0,
                 measured_sent: 0,
-                first_due: now,
+                schedule: None,
+                first_measured: 0,
                 scheduled: false,
                 // A line with no end in sight (four times the longest reply, at least 256 KiB):
                 // whatever it is, it is not a reply, and it counts as one wrong one.

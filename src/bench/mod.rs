@@ -11,6 +11,7 @@ mod codec;
 mod connect;
 mod plan;
 mod render;
+mod schedule;
 mod sockets;
 mod tally;
 mod window;

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::thread;
 
 use super::tally::Tally;
+use super::worker::SLACK;
 use crate::config::{BenchConfig, Stop};
 use crate::json::Json;
 use crate::proto::Proto;
@@ -31,11 +32,15 @@ struct Figures {
     client_cpu: f64,
     /// Only an in-process server's thread has a clock this process can read.
     server_cpu: Option<f64>,
+    /// Under --rate: the messages per second sent on schedule, all clients together (the rate asked
+    /// times the share of the scheduled messages sent on time).
+    rate_achieved: Option<f64>,
 }
 
 impl Figures {
     /// The figures of one transport's tally, for messages of `size` bytes.
-    fn of(tally: &Tally, size: usize) -> Figures {
+    fn of(tally: &Tally, config: &BenchConfig) -> Figures {
+        let size = config.size;
         let seconds = tally.elapsed().as_secs_f64();
         // No reply timed: no time measured, and a rate of 0 rather than NaN.
         let per_second = if seconds > 0.0 { tally.round_trips as f64 / seconds } else { 0.0 };
@@ -52,6 +57,10 @@ impl Figures {
             latency,
             client_cpu: tally.cpu.as_secs_f64(),
             server_cpu: tally.server_cpu().map(|d| d.as_secs_f64()),
+            rate_achieved: config
+                .rate
+                .filter(|_| tally.scheduled > 0)
+                .map(|rate| rate * tally.scheduled.saturating_sub(tally.not_sent) as f64 / tally.scheduled as f64),
         }
     }
 
@@ -144,13 +153,38 @@ pub fn table(config: &BenchConfig, outcomes: &[Outcome]) -> String {
         }
         out.push('\n');
     }
+    for note in notes(config, outcomes) {
+        let _ = write!(out, "\nnote: {note}");
+    }
     out
+}
+
+/// What the figures alone would not say: a rate not kept.
+fn notes(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for o in outcomes {
+        let t = &o.tally;
+        if let (Some(rate), true) = (config.rate, t.not_sent > 0) {
+            let achieved = Figures::of(t, config).rate_achieved.unwrap_or(0.0);
+            notes.push(format!(
+                "{} did not keep the rate asked: {}/s of {}/s. {} of the {} messages scheduled were not sent on \
+                 time (a client over {} ms behind skips ahead), and latency counts from when each message sent was due.\n",
+                o.proto,
+                grouped(achieved.round() as u64),
+                grouped(rate.round() as u64),
+                grouped(t.not_sent),
+                grouped(t.scheduled),
+                SLACK.as_millis(),
+            ));
+        }
+    }
+    notes
 }
 
 /// Each row's label and its cells, one per outcome; "-" where a figure is not known.
 fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)> {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    let figures: Vec<Figures> = outcomes.iter().map(|o| Figures::of(&o.tally, config.size)).collect();
+    let figures: Vec<Figures> = outcomes.iter().map(|o| Figures::of(&o.tally, config)).collect();
     let mut row = |label: &str, cell: &dyn Fn(&Outcome, &Figures) -> String| {
         rows.push((label.to_string(), outcomes.iter().zip(&figures).map(|(o, f)| cell(o, f)).collect()));
     };
@@ -158,6 +192,13 @@ fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)
     row("time measured", &|_, f| format!("{:.3} s", f.seconds));
     row("round trips/s", &|_, f| grouped(f.per_second.round() as u64));
     row("MB/s each way", &|_, f| format!("{:.2}", f.mb_per_second));
+    if let Some(rate) = config.rate {
+        row("rate asked (messages/s)", &|_, _| grouped(rate.round() as u64));
+        row("rate achieved (messages/s)", &|_, f| {
+            f.rate_achieved.map_or_else(|| "-".into(), |r| grouped(r.round() as u64))
+        });
+        row("not sent on time", &|o, _| format!("{} of {}", grouped(o.tally.not_sent), grouped(o.tally.scheduled)));
+    }
     for (k, name) in LATENCY_ROWS.iter().enumerate() {
         row(&format!("round trip {name}"), &|_, f| f.latency.map_or_else(|| "-".into(), |l| nanos(l[k])));
     }
@@ -201,15 +242,15 @@ pub fn json(config: &BenchConfig, outcomes: &[Outcome]) -> String {
     let mut out = format!("{{\"settings\":{},\"results\":{{", settings.finish());
     for (i, o) in outcomes.iter().enumerate() {
         let comma = if i > 0 { "," } else { "" };
-        let _ = write!(out, "{comma}\"{}\":{}", o.proto.name(), result_json(&o.tally, config.size));
+        let _ = write!(out, "{comma}\"{}\":{}", o.proto.name(), result_json(&o.tally, config));
     }
     out.push_str("}}\n");
     out
 }
 
 /// One transport's figures as a JSON object.
-fn result_json(t: &Tally, size: usize) -> String {
-    let f = Figures::of(t, size);
+fn result_json(t: &Tally, config: &BenchConfig) -> String {
+    let f = Figures::of(t, config);
     let mut j = Json::default();
     j.int("round_trips", f.round_trips)
         .int("sent", t.sent)
@@ -221,6 +262,9 @@ fn result_json(t: &Tally, size: usize) -> String {
         for (name, value) in LATENCY_KEYS.iter().zip(l) {
             j.num(&format!("rtt_{name}_us"), value as f64 / 1000.0);
         }
+    }
+    if let Some(r) = f.rate_achieved {
+        j.int("scheduled", t.scheduled).int("not_sent_on_time", t.not_sent).num("rate_achieved", r);
     }
     j.int("lost", t.lost).int("late", t.late).int("wrong", t.wrong).int("failed_clients", t.failed);
     if let Some(why) = &t.first_failure {

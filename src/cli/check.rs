@@ -128,10 +128,12 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
     }
     if let Some(rate) = args.rate {
         // Each client's time between sends must be a time this run can reach.
-        let every = Duration::try_from_secs_f64(args.clients as f64 / rate).ok().filter(|&d| d <= MAX_RUN);
-        if !(rate.is_finite() && rate > 0.0) || every.is_none() {
+        let every = Duration::try_from_secs_f64(args.clients as f64 / rate).ok();
+        if !(rate.is_finite() && rate > 0.0 && every.is_some_and(|d| !d.is_zero() && d <= MAX_RUN)) {
             return usage(
-                "--rate must be messages per second above 0, enough for each client to send within 30 days".into(),
+                "--rate must be messages per second above 0, enough for each client to send within 30 days, \
+                 and at most one a nanosecond per client"
+                    .into(),
             );
         }
     }

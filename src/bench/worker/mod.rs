@@ -6,6 +6,8 @@
 mod receive;
 mod send;
 
+pub use send::SLACK;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
@@ -16,6 +18,7 @@ use mio::{Events, Poll, Token};
 
 use super::connect::{self, Client, State};
 use super::plan::{Plan, Shared};
+use super::schedule::Schedule;
 use super::sockets::Timer;
 use super::tally::{Published, Tally};
 use crate::config::Stop;
@@ -151,7 +154,7 @@ impl<'a> Worker<'a> {
             // A flag read once a turn: a turn late makes no difference to a Ctrl-C.
             if shared.interrupted.load(Ordering::Relaxed) && !turns.interrupted {
                 turns.interrupted = true;
-                self.drain_all();
+                self.drain_all(now);
             }
             if self.done == self.clients.len() {
                 break;
@@ -179,18 +182,21 @@ impl<'a> Worker<'a> {
     fn start_clients(&mut self, start: Instant) {
         for i in 0..self.clients.len() {
             if let Some(every) = self.plan.interval {
-                let offset = every.mul_f64(self.clients[i].id as f64 / self.plan.clients as f64);
-                self.clients[i].first_due = start + offset;
+                let client = &mut self.clients[i];
+                let offset = every.mul_f64(client.id as f64 / self.plan.clients as f64);
+                let schedule = Schedule::new(start + offset, every);
+                client.first_measured = schedule.first_due_from(self.measure_start);
+                client.schedule = Some(schedule);
             }
             self.refill(i, start);
         }
     }
 
     /// Ctrl-C: every client stops sending and waits for the replies it is owed.
-    fn drain_all(&mut self) {
+    fn drain_all(&mut self, now: Instant) {
         for i in 0..self.clients.len() {
             if self.clients[i].state == State::Running {
-                self.clients[i].state = State::Draining;
+                self.stop_sending(i, now);
                 self.settle(i);
             }
         }
@@ -276,10 +282,13 @@ impl<'a> Worker<'a> {
 
     /// A client whose socket failed: what it awaited is lost, and it sends no more.
     fn fail(&mut self, i: usize, err: &io::Error) {
-        let client = &mut self.clients[i];
-        if client.state == State::Done {
-            return;
+        match self.clients[i].state {
+            State::Done => return,
+            // What it was still to send under --rate was not sent on time either.
+            State::Running => self.account_schedule(i, Instant::now()),
+            State::Connecting | State::Draining => {}
         }
+        let client = &mut self.clients[i];
         self.tally.lost += client.window.abandon();
         self.tally.failed += 1;
         if self.tally.first_failure.is_none() {
