@@ -12,7 +12,8 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// A usage error.
     pub const USAGE: u8 = 2;
-    /// Some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong.
+    /// Some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong,
+    /// or a transport measured no round trip (interrupted).
     pub const LOST: u8 = 3;
 
     /// The table that ends every `--help`.
@@ -21,7 +22,7 @@ Exit status:
   0  every message got its reply (server: stopped cleanly)
   1  could not listen or connect, or the connection broke (refused, reset, address in use, name not found)
   2  usage error
-  3  some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong";
+  3  some replies never came (timeout) or a line could not be sent; bench: replies lost or wrong, or none measured";
 }
 
 /// Why netpair stopped. `Display` is the one line the user sees.

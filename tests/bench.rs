@@ -3,9 +3,10 @@
 
 mod common;
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Output, Proto, Server, netpair, run};
+use common::{Output, Process, Proto, Server, netpair, run};
 use serde_json::Value;
 
 /// Runs `netpair ARGS` and parses its `--json` document.
@@ -263,4 +264,84 @@ fn a_line_with_no_end_in_sight_is_one_wrong_reply() {
     assert_eq!(num(result, "wrong"), 1.0, "{result}{out}");
     assert_eq!(num(result, "lost"), 1.0, "the message's own reply never came{result}{out}");
     assert_eq!(num(result, "failed_clients"), 0.0, "{result}{out}");
+}
+
+fn signal(process: &Process, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(process.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, signal).expect("kill");
+}
+
+/// `netpair ARGS` started with its own `$TMPDIR`, so that what it leaves there can be seen.
+fn bench_in(tmp: &std::path::Path, args: &[String]) -> Process {
+    let mut command = netpair(&[]);
+    command.args(args).env("TMPDIR", tmp);
+    Process::spawn(command, Stdio::null())
+}
+
+fn left_in(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp).expect("reading the test's TMPDIR").map(|e| e.expect("an entry").path()).collect()
+}
+
+#[test]
+fn a_signal_in_the_warm_up_measures_nothing_and_fails() {
+    let server = Server::start(Proto::Tcp, &[]);
+    let tmp = common::temp_dir();
+    let mut args = server.target();
+    args.extend(strings(&["bench", "--connect", "--warmup", "20s", "--duration", "1s"]));
+    let bench = bench_in(tmp.path(), &args);
+    // The bench's first message in the server's transcript: it is connected, and warming up.
+    server.wait_for("from connected user: c0s0.");
+    let started = Instant::now();
+    signal(&bench, rustix::process::Signal::INT);
+    let out = bench.wait();
+    assert!(started.elapsed() < Duration::from_secs(10), "{out}");
+    assert_eq!(out.code, Some(3), "nothing measured is no success{out}");
+    let rows = out.stdout();
+    let round_trips = rows.lines().find(|l| l.starts_with("round trips ")).unwrap_or_else(|| panic!("no table{out}"));
+    assert_eq!(round_trips.rsplit('|').next().map(str::trim), Some("0"), "{out}");
+    assert!(rows.contains("interrupted") && rows.contains("no round trip was measured over tcp"), "{out}");
+    assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new(), "{out}");
+}
+
+#[test]
+fn a_signal_while_measuring_reports_what_was_measured() {
+    let server = Server::start(Proto::Tcp, &[]);
+    let tmp = common::temp_dir();
+    let mut args = server.target();
+    args.extend(strings(&["bench", "--connect", "--warmup", "0", "--duration", "60s", "--json"]));
+    let bench = bench_in(tmp.path(), &args);
+    // Ten round trips in (the server has seen message 10), well inside the minute asked for.
+    server.wait_for("from connected user: c0s10.");
+    let started = Instant::now();
+    signal(&bench, rustix::process::Signal::TERM);
+    let out = bench.wait();
+    assert!(started.elapsed() < Duration::from_secs(10), "{out}");
+    assert_eq!(out.code, Some(0), "round trips measured, none lost: success{out}");
+    let doc: Value = serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}{out}"));
+    assert_eq!(doc["interrupted"], true, "{doc}");
+    let result = &doc["results"]["tcp"];
+    assert!(num(result, "round_trips") >= 10.0, "{result}{out}");
+    assert_clean(result, num(result, "round_trips"), false, &out);
+    assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new(), "{out}");
+}
+
+#[test]
+fn a_second_signal_stops_at_once_and_leaves_no_files() {
+    // A server that never replies: after the first signal the bench waits for its replies (up to
+    // the 1 s timeout), and the second comes during that wait. Its Unix datagram clients' own
+    // socket files are in the bench's temporary directory.
+    let server = Server::start(Proto::Unixgram, &["--reply", "stdin"]);
+    let tmp = common::temp_dir();
+    let mut args = server.target();
+    args.extend(strings(&["bench", "--connect", "--clients", "2", "--warmup", "0", "--duration", "60s"]));
+    let bench = bench_in(tmp.path(), &args);
+    server.wait_for("from connected user: c1s0.");
+    assert!(!left_in(tmp.path()).is_empty(), "the bench's directory should be there while it runs");
+    signal(&bench, rustix::process::Signal::HUP);
+    signal(&bench, rustix::process::Signal::INT);
+    let out = bench.wait();
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(out.stdout().is_empty(), "{out}");
+    assert!(out.stderr().contains("interrupted again"), "{out}");
+    assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new(), "{out}");
 }

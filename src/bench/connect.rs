@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -71,14 +72,18 @@ impl Client {
 
 /// Opens thread `index`'s clients (every `threads`th, from `index`) and registers them with `poll`,
 /// READABLE only once connected. Fails when any client cannot connect: a bench with fewer clients
-/// than asked for would measure something else.
-pub fn connect(plan: &Plan, index: usize, poll: &mut Poll) -> Result<Vec<Client>> {
+/// than asked for would measure something else. Returns early, with some clients still connecting,
+/// once `interrupted` is set.
+pub fn connect(plan: &Plan, index: usize, poll: &mut Poll, interrupted: &AtomicBool) -> Result<Vec<Client>> {
     let ids: VecDeque<u64> = (index..plan.clients).step_by(plan.threads).map(|i| i as u64).collect();
     let mut opening = Opening { plan, clients: Vec::with_capacity(ids.len()), waiting: ids, connecting: 0 };
     let mut events = Events::with_capacity(1024);
     // Ten seconds, and a little more for each client: 10,000 connects take a while on a busy machine.
     let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(plan.clients as u64);
     while !opening.waiting.is_empty() || opening.connecting > 0 {
+        if interrupted.load(Ordering::Relaxed) {
+            return Ok(opening.clients);
+        }
         let backlog_full = opening.open_batch(poll)?;
         if opening.connecting == 0 && !backlog_full {
             continue;

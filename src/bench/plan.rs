@@ -65,7 +65,7 @@ pub struct Shared {
     pub ready: Barrier,
     /// Set by a thread whose clients could not connect: the others stop.
     pub abort: AtomicBool,
-    /// Set on SIGINT or SIGTERM: the clients send no more, and the run ends with what it measured.
+    /// Set on SIGINT, SIGTERM or SIGHUP: the clients send no more, and the run ends with what it measured.
     pub interrupted: Arc<AtomicBool>,
     /// Measured right replies so far, for the progress line (brought up to date every 100 ms).
     pub round_trips: AtomicU64,

@@ -117,7 +117,7 @@ fn server_line(config: &BenchConfig) -> String {
 }
 
 /// The table: a heading that says what was run, then one row per figure and a column per transport.
-pub fn table(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+pub fn table(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> String {
     let rows = rows(config, outcomes);
     let label_width = rows.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
     // Each column as wide as its widest cell or its heading; figures are right-aligned.
@@ -153,15 +153,32 @@ pub fn table(config: &BenchConfig, outcomes: &[Outcome]) -> String {
         }
         out.push('\n');
     }
-    for note in notes(config, outcomes) {
+    for note in notes(config, outcomes, interrupted) {
         let _ = write!(out, "\nnote: {note}");
     }
     out
 }
 
-/// What the figures alone would not say: a rate not kept.
-fn notes(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<String> {
+/// What the figures alone would not say: a run cut short, a rate not kept.
+fn notes(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> Vec<String> {
     let mut notes = Vec::new();
+    if interrupted {
+        let unmeasured: Vec<&str> = config
+            .protos
+            .iter()
+            .filter(|&&p| !outcomes.iter().any(|o| o.proto == p && o.tally.round_trips > 0))
+            .map(|p| p.name())
+            .collect();
+        notes.push(if unmeasured.is_empty() {
+            "interrupted: the figures are for the time measured until then.\n".to_string()
+        } else {
+            format!(
+                "interrupted: the figures are for the time measured until then, and no round trip was measured \
+                 over {} (so the exit status is 3).\n",
+                unmeasured.join(", ")
+            )
+        });
+    }
     for o in outcomes {
         let t = &o.tally;
         if let (Some(rate), true) = (config.rate, t.not_sent > 0) {
@@ -223,9 +240,10 @@ fn cores() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The JSON document: the settings, then one object of figures per transport, keyed by its name.
+/// The JSON document: the settings, whether a signal cut the run short, then one object of figures
+/// per transport, keyed by its name.
 /// Figures not known (no reply timed, no server CPU clock) are left out rather than given as 0.
-pub fn json(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+pub fn json(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> String {
     let mut settings = Json::default();
     settings.int("clients", config.clients as u64).int("window", config.window as u64).int("size", config.size as u64);
     match config.stop {
@@ -239,7 +257,7 @@ pub fn json(config: &BenchConfig, outcomes: &[Outcome]) -> String {
     settings.int("threads", config.threads as u64);
     settings.int("cores", cores() as u64);
     settings.str("server", if config.connect { "connect" } else { "in-process" });
-    let mut out = format!("{{\"settings\":{},\"results\":{{", settings.finish());
+    let mut out = format!("{{\"settings\":{},\"interrupted\":{interrupted},\"results\":{{", settings.finish());
     for (i, o) in outcomes.iter().enumerate() {
         let comma = if i > 0 { "," } else { "" };
         let _ = write!(out, "{comma}\"{}\":{}", o.proto.name(), result_json(&o.tally, config));

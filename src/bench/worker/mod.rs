@@ -11,7 +11,7 @@ pub use send::SLACK;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
@@ -38,14 +38,15 @@ const STREAM_READ: usize = 64 * 1024;
 /// Runs client thread `index`: connects its share of the clients, waits for the others, then
 /// sends, checks and times until its clients are done.
 pub fn run_thread(plan: &Plan, index: usize, shared: &Shared) -> Result<Tally> {
-    let worker = Worker::connect(plan, index);
+    let worker = Worker::connect(plan, index, &shared.interrupted);
     if worker.is_err() {
         shared.abort.store(true, Ordering::SeqCst);
     }
     // Every thread passes the barrier, failed or not, or the others would wait for ever.
     shared.ready.wait();
     let mut worker = worker?;
-    if shared.abort.load(Ordering::SeqCst) {
+    // Interrupted while connecting: nothing was sent, so nothing is owed.
+    if shared.abort.load(Ordering::SeqCst) || shared.interrupted.load(Ordering::SeqCst) {
         return Ok(Tally::new());
     }
     worker.run(shared)
@@ -95,9 +96,9 @@ struct Turns {
 
 impl<'a> Worker<'a> {
     /// Opens this thread's clients and the buffers of its loop.
-    fn connect(plan: &'a Plan, index: usize) -> Result<Worker<'a>> {
+    fn connect(plan: &'a Plan, index: usize, interrupted: &AtomicBool) -> Result<Worker<'a>> {
         let mut poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
-        let clients = connect::connect(plan, index, &mut poll)?;
+        let clients = connect::connect(plan, index, &mut poll, interrupted)?;
         // Allocated once per thread: the loop itself allocates nothing per message.
         let slot = plan.size + 1;
         let read_buf = if plan.proto.is_stream() { vec![0; STREAM_READ] } else { vec![0; slot * mmsg::BATCH] };
