@@ -146,6 +146,8 @@ pub struct BenchConfig {
     /// Open loop: messages per second, all clients together.
     pub rate: Option<f64>,
     pub warmup: Duration,
+    /// How long each TCP connect may take.
+    pub connect_timeout: Duration,
     pub threads: usize,
     pub json: bool,
 }

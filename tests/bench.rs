@@ -219,6 +219,7 @@ fn flags_that_do_not_fit() {
         &["--proto", "udp", "bench", "--size", "70000"],
         &["bench", "--rate", "1e-300"],
         &["bench", "--rate", "1e10"],
+        &["bench", "--connect-timeout", "0"],
         &["bench", "--window", "1000000"],
         &["bench", "--duration", "99999999h"],
     ] {
@@ -344,4 +345,75 @@ fn a_second_signal_stops_at_once_and_leaves_no_files() {
     assert!(out.stdout().is_empty(), "{out}");
     assert!(out.stderr().contains("interrupted again"), "{out}");
     assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new(), "{out}");
+}
+
+/// A TCP listener whose accept queue is full (backlog 0, one connection held unaccepted): the
+/// kernel drops further SYNs, so a connect to it waits for TCP's retries. Returns the listener and
+/// the connection that fills it.
+fn full_listener() -> (std::net::TcpListener, Vec<std::net::TcpStream>) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    socket.bind(&any.into()).expect("bind");
+    socket.listen(0).expect("listen");
+    let listener: std::net::TcpListener = socket.into();
+    let addr = listener.local_addr().expect("local address");
+    let mut held = Vec::new();
+    // Connects until one times out: that one's SYN was dropped, so the queue is full.
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => held.push(stream),
+            Err(_) => return (listener, held),
+        }
+    }
+    panic!("the accept queue of a listener with backlog 0 never filled");
+}
+
+#[test]
+fn a_connect_past_the_connect_timeout_fails_with_its_reason() {
+    let (listener, _held) = full_listener();
+    let port = listener.local_addr().expect("local address").port().to_string();
+    let started = Instant::now();
+    let out =
+        run(netpair(&["--port", &port, "bench", "--connect", "--connect-timeout", "500ms", "--messages", "1"]), b"");
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr().contains("client 0 cannot connect to tcp") && out.stderr().contains(&port), "{out}");
+    assert!(out.stderr().contains("not connected within --connect-timeout 500ms"), "{out}");
+    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(8), "took {took:?}{out}");
+}
+
+#[test]
+fn a_connect_slower_than_the_reply_timeout_is_still_a_connect() {
+    use std::io::{BufRead, BufReader, Write};
+    let (listener, held) = full_listener();
+    let port = listener.local_addr().expect("local address").port().to_string();
+    // The queue frees up after 1.5 s, so the bench's SYN, dropped at first, gets through on one of
+    // TCP's retries: a connect of 2 s or so, past the 1 s reply timeout but well within the default
+    // --connect-timeout (10 s). Then an uppercasing server.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(held);
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(Duration::from_secs(30))).expect("a read timeout");
+                let mut writer = stream.try_clone().expect("a second handle");
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { return };
+                    if writer.write_all(format!("{}\n", line.to_uppercase()).as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let started = Instant::now();
+    let (out, doc) =
+        bench_json(&strings(&["--port", &port, "bench", "--connect", "--messages", "20", "--warmup", "0"]));
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(0), "{out}");
+    // The queue freed up 1.5 s after the thread started, which was before this bench started.
+    assert!(took > Duration::from_secs(1), "the connect was not slower than the reply timeout: {took:?}{out}");
+    assert_clean(&doc["results"]["tcp"], 20.0, false, &out);
 }

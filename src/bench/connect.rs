@@ -14,6 +14,7 @@ use super::sockets::Sock;
 use super::window::Window;
 use crate::error::{Error, Result};
 use crate::framing::LineFramer;
+use crate::text::human;
 
 /// Connects in flight per thread at once, so the server's listen backlog is never overrun.
 const CONNECT_BATCH: usize = 128;
@@ -49,6 +50,8 @@ pub struct Client {
     pub schedule: Option<Schedule>,
     /// With --rate: its first message due after the warm-up, the first measured.
     pub first_measured: u64,
+    /// When its connect began (the first try, when a Unix listener's backlog was full).
+    pub connect_started: Instant,
     /// With --rate: its next send is in the thread's schedule already.
     pub scheduled: bool,
     /// Cuts the reply stream into lines (streams only).
@@ -76,10 +79,9 @@ impl Client {
 /// once `interrupted` is set.
 pub fn connect(plan: &Plan, index: usize, poll: &mut Poll, interrupted: &AtomicBool) -> Result<Vec<Client>> {
     let ids: VecDeque<u64> = (index..plan.clients).step_by(plan.threads).map(|i| i as u64).collect();
-    let mut opening = Opening { plan, clients: Vec::with_capacity(ids.len()), waiting: ids, connecting: 0 };
+    let mut opening =
+        Opening { plan, clients: Vec::with_capacity(ids.len()), waiting: ids, connecting: 0, backlog_since: None };
     let mut events = Events::with_capacity(1024);
-    // Ten seconds, and a little more for each client: 10,000 connects take a while on a busy machine.
-    let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(plan.clients as u64);
     while !opening.waiting.is_empty() || opening.connecting > 0 {
         if interrupted.load(Ordering::Relaxed) {
             return Ok(opening.clients);
@@ -88,12 +90,22 @@ pub fn connect(plan: &Plan, index: usize, poll: &mut Poll, interrupted: &AtomicB
         if opening.connecting == 0 && !backlog_full {
             continue;
         }
-        if Instant::now() >= deadline {
-            let id = opening.waiting.front().copied().unwrap_or_default();
-            return Err(failed(plan, id, io::ErrorKind::TimedOut.into()));
+        // Each connect has --connect-timeout from when it began, however many wait their turn.
+        let oldest = opening.clients.iter().filter(|c| c.state == State::Connecting).map(|c| (c.connect_started, c.id));
+        let oldest = oldest.chain(opening.backlog_since.zip(opening.waiting.front().copied())).min();
+        let now = Instant::now();
+        let mut wait = Duration::from_millis(100);
+        if let Some((since, id)) = oldest {
+            let left = (since + plan.connect_timeout).saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(failed(plan, id, timed_out(plan.connect_timeout)));
+            }
+            wait = wait.min(left);
         }
         // A full Unix backlog gives no event when it drains: look again soon.
-        let wait = if backlog_full { Duration::from_millis(1) } else { Duration::from_millis(100) };
+        if backlog_full {
+            wait = wait.min(Duration::from_millis(1));
+        }
         match poll.poll(&mut events, Some(wait)) {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(Error::io("waiting for events", e)),
             _ => {}
@@ -121,6 +133,8 @@ struct Opening<'a> {
     waiting: VecDeque<u64>,
     /// TCP connects under way.
     connecting: usize,
+    /// Since when the first of `waiting` has found the Unix listener's backlog full.
+    backlog_since: Option<Instant>,
 }
 
 impl Opening<'_> {
@@ -130,14 +144,17 @@ impl Opening<'_> {
         while self.connecting < CONNECT_BATCH
             && let Some(id) = self.waiting.pop_front()
         {
+            let started = Instant::now();
             let (mut sock, ready) = match Sock::open(self.plan, id) {
                 Ok(opened) => opened,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.waiting.push_front(id);
+                    self.backlog_since.get_or_insert(started);
                     return Ok(true);
                 }
                 Err(e) => return Err(failed(self.plan, id, e)),
             };
+            let started = self.backlog_since.take().unwrap_or(started);
             let token = Token(self.clients.len());
             // A TCP connect is done when the socket turns writable.
             let interest = if ready { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
@@ -152,6 +169,7 @@ impl Opening<'_> {
                 measured_sent: 0,
                 schedule: None,
                 first_measured: 0,
+                connect_started: started,
                 scheduled: false,
                 // A line with no end in sight (four times the longest reply, at least 256 KiB):
                 // whatever it is, it is not a reply, and it counts as one wrong one.
@@ -190,6 +208,11 @@ impl Opening<'_> {
             Err(e) => Err(failed(self.plan, id, e)),
         }
     }
+}
+
+/// Why a connect failed when it took too long.
+pub fn timed_out(limit: Duration) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("not connected within --connect-timeout {}", human(limit)))
 }
 
 /// The error for client `id`, which could not connect.

@@ -132,6 +132,7 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, signals: &Signal
         interval: config.rate.map(|rate| Duration::from_secs_f64(config.clients as f64 / rate)),
         warmup: config.warmup,
         timeout: TIMEOUT,
+        connect_timeout: config.connect_timeout,
         socket_dir: dir.path().to_path_buf(),
         server_clock: server.as_ref().and_then(Background::cpu_clock),
     });

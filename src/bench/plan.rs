@@ -52,6 +52,8 @@ pub struct Plan {
     pub warmup: Duration,
     /// A reply later than this is counted lost.
     pub timeout: Duration,
+    /// A TCP connect that takes longer than this has failed.
+    pub connect_timeout: Duration,
     /// Where Unix datagram clients bind their own sockets, which the server replies to.
     pub socket_dir: PathBuf,
     /// The in-process server thread's CPU clock, read at the start and end of the measurement.

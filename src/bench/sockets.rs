@@ -170,6 +170,7 @@ mod tests {
             interval: None,
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
             socket_dir: socket_dir.to_path_buf(),
             server_clock: None,
         }

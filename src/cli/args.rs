@@ -182,6 +182,10 @@ pub(super) struct BenchArgs {
     /// Client threads [default: one per core].
     #[arg(long)]
     pub(super) threads: Option<usize>,
+    /// How long each TCP connect may take; longer than TCP's retries of a lost SYN (1 s, then 2 s
+    /// more). A client not connected by then has failed. Replies have their own timeout, 1 s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub(super) connect_timeout: Duration,
     /// The results as one JSON object on stdout, instead of the table.
     #[arg(long)]
     pub(super) json: bool,

@@ -163,6 +163,9 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
     if args.path.as_deref().is_some_and(|path| path.as_os_str().is_empty()) {
         return usage("--path must not be empty".into());
     }
+    if args.connect_timeout.is_zero() {
+        return usage("--connect-timeout must be more than 0".into());
+    }
     let threads = match args.threads {
         Some(n) => positive(n, "--threads")?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -179,6 +182,7 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         window: args.window,
         rate: args.rate,
         warmup: args.warmup,
+        connect_timeout: args.connect_timeout,
         threads: threads.min(args.clients),
         json: args.json,
     })
