@@ -148,6 +148,8 @@ pub struct BenchConfig {
     pub warmup: Duration,
     /// How long each TCP connect may take.
     pub connect_timeout: Duration,
+    /// A new connection (or datagram socket) for every message, as netperf's TCP_CRR.
+    pub reconnect: bool,
     pub threads: usize,
     pub json: bool,
 }

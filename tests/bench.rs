@@ -220,6 +220,7 @@ fn flags_that_do_not_fit() {
         &["bench", "--rate", "1e-300"],
         &["bench", "--rate", "1e10"],
         &["bench", "--connect-timeout", "0"],
+        &["bench", "--reconnect", "--window", "2"],
         &["bench", "--window", "1000000"],
         &["bench", "--duration", "99999999h"],
     ] {
@@ -416,4 +417,56 @@ fn a_connect_slower_than_the_reply_timeout_is_still_a_connect() {
     // The queue freed up 1.5 s after the thread started, which was before this bench started.
     assert!(took > Duration::from_secs(1), "the connect was not slower than the reply timeout: {took:?}{out}");
     assert_clean(&doc["results"]["tcp"], 20.0, false, &out);
+}
+
+#[test]
+fn reconnect_opens_a_connection_for_every_message() {
+    let (out, doc) = bench_json(&strings(&[
+        "--proto",
+        "tcp,udp,unix,unixgram",
+        "bench",
+        "--reconnect",
+        "--clients",
+        "2",
+        "--messages",
+        "50",
+        "--warmup",
+        "0",
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(doc["settings"]["reconnect"], true, "{doc}");
+    for proto in Proto::ALL {
+        let result = &doc["results"][proto.name()];
+        assert_clean(result, 100.0, true, &out);
+        assert_eq!(num(result, "connections"), 100.0, "{result}{out}");
+        assert!(num(result, "connections_per_s") > 0.0, "{result}{out}");
+        assert!(num(result, "connections_per_server_cpu_s") > 0.0, "{result}{out}");
+    }
+}
+
+#[test]
+fn reconnect_against_a_running_server_is_one_client_per_message() {
+    let server = Server::start(Proto::Tcp, &[]);
+    let mut args = server.target();
+    args.extend(strings(&["bench", "--connect", "--reconnect", "--clients", "2", "--messages", "50", "--warmup", "0"]));
+    let (out, doc) = bench_json(&args);
+    assert_eq!(out.code, Some(0), "{out}");
+    let result = &doc["results"]["tcp"];
+    assert_clean(result, 100.0, false, &out);
+    assert!(result.get("connections_per_server_cpu_s").is_none(), "no server clock over --connect{result}");
+    let served = server.stop();
+    // The two connections that showed the server was there, then one per message.
+    assert_eq!(common::served(&served.stderr()), Some((102, 100)), "{served}");
+}
+
+#[test]
+fn reconnect_says_what_its_latency_includes() {
+    let out = run(netpair(&["--proto", "tcp,udp", "bench", "--reconnect", "--messages", "20", "--warmup", "0"]), b"");
+    assert_eq!(out.code, Some(0), "{out}");
+    let text = out.stdout();
+    assert!(text.contains("a new connection per message (--reconnect)"), "{out}");
+    for row in ["connections/s", "connections per server CPU-s", "round trip p50"] {
+        assert!(text.lines().any(|l| l.starts_with(row)), "no {row:?} row{out}");
+    }
+    assert!(text.contains("counts from when its connect began") && text.contains("the handshake"), "{out}");
 }

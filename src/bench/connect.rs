@@ -6,6 +6,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::plan::Plan;
@@ -52,6 +53,16 @@ pub struct Client {
     pub first_measured: u64,
     /// When its connect began (the first try, when a Unix listener's backlog was full).
     pub connect_started: Instant,
+    /// --reconnect: its socket has carried its message, and the next needs a new one.
+    pub used: bool,
+    /// --reconnect: sockets opened before the one it has, for [`Sock::open_nth`].
+    pub opened: u64,
+    /// --reconnect: the message waiting for its new socket to connect: when it is timed from, and
+    /// whether it is measured.
+    pub pending: Option<(Instant, bool)>,
+    /// --reconnect: the time from when the message in flight is timed to when it left (the connect):
+    /// its reply is given the reply timeout from when it left.
+    pub handshake: Duration,
     /// With --rate: its next send is in the thread's schedule already.
     pub scheduled: bool,
     /// Cuts the reply stream into lines (streams only).
@@ -170,6 +181,11 @@ impl Opening<'_> {
                 schedule: None,
                 first_measured: 0,
                 connect_started: started,
+                // The connection made here shows the server is there; every message has one of its own.
+                used: self.plan.reconnect,
+                opened: 0,
+                pending: None,
+                handshake: Duration::ZERO,
                 scheduled: false,
                 // A line with no end in sight (four times the longest reply, at least 256 KiB):
                 // whatever it is, it is not a reply, and it counts as one wrong one.
@@ -190,23 +206,28 @@ impl Opening<'_> {
         if client.state != State::Connecting {
             return Ok(());
         }
-        let id = client.id;
-        match stream.take_error() {
-            Ok(Some(e)) | Err(e) => return Err(failed(self.plan, id, e)),
-            Ok(None) => {}
+        if !finished(stream).map_err(|e| failed(self.plan, client.id, e))? {
+            return Ok(());
         }
-        // Writable and no error may still be spurious: connected means the peer is known.
-        match stream.peer_addr() {
-            Ok(_) => {
-                // Small messages go out at once, as a latency bench needs.
-                let _ = stream.set_nodelay(true);
-                client.state = State::Running;
-                self.connecting -= 1;
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            Err(e) => Err(failed(self.plan, id, e)),
-        }
+        // Small messages go out at once, as a latency bench needs.
+        let _ = stream.set_nodelay(true);
+        client.state = State::Running;
+        self.connecting -= 1;
+        Ok(())
+    }
+}
+
+/// Whether a TCP connect said to be done (WRITABLE, or an error) is: `Ok(false)` for a spurious
+/// event, the error when it failed.
+pub fn finished(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    // Writable and no error may still be spurious: connected means the peer is known.
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

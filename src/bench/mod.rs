@@ -80,9 +80,15 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
 /// Raises the open-file limit to what `--clients` needs, or says why it cannot be: failing here
 /// beats failing at the 1,021st connect.
 fn check_open_files(config: &BenchConfig) -> Result<()> {
-    // An in-process stream server holds one socket per client too; a datagram server holds one in all.
+    // An in-process stream server holds one socket per client too (with --reconnect, up to two: the
+    // one just closed may not be gone yet); a datagram server holds one in all.
     let both_ends = !config.connect && config.protos.iter().any(|p| p.is_stream());
-    let needed = config.clients as u64 * if both_ends { 2 } else { 1 } + SPARE_FILES;
+    let per_client = match (both_ends, config.reconnect) {
+        (false, _) => 1,
+        (true, false) => 2,
+        (true, true) => 3,
+    };
+    let needed = config.clients as u64 * per_client + SPARE_FILES;
     let limit = raise_open_file_limit(needed);
     if limit >= needed {
         return Ok(());
@@ -133,6 +139,7 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, signals: &Signal
         warmup: config.warmup,
         timeout: TIMEOUT,
         connect_timeout: config.connect_timeout,
+        reconnect: config.reconnect,
         socket_dir: dir.path().to_path_buf(),
         server_clock: server.as_ref().and_then(Background::cpu_clock),
     });
@@ -171,6 +178,17 @@ fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<B
     let mut server = ServerConfig::in_process(proto, endpoint, Framing::Line, config.clients + 64);
     // A client between messages (a slow --rate) is not idle in the sense of the timeout.
     server.idle_timeout = None;
+    if config.reconnect {
+        if proto.is_stream() {
+            // A connection the client has just closed is served until the server reads its end.
+            server.max_clients = 2 * config.clients + 64;
+        } else if proto == Proto::Udp {
+            // Every message comes from a socket (a port) of its own, never heard from again once
+            // answered: forget each soon, and do not count them against a limit meant for clients.
+            server.idle_timeout = Some(TIMEOUT);
+            server.max_clients = usize::MAX;
+        }
+    }
     Background::start(server, Report::discard(proto))
 }
 

@@ -54,6 +54,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// A TCP connect that takes longer than this has failed.
     pub connect_timeout: Duration,
+    /// A new connection (datagrams: a new socket) for every message; the window is 1.
+    pub reconnect: bool,
     /// Where Unix datagram clients bind their own sockets, which the server replies to.
     pub socket_dir: PathBuf,
     /// The in-process server thread's CPU clock, read at the start and end of the measurement.

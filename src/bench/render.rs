@@ -35,6 +35,8 @@ struct Figures {
     /// Under --rate: the messages per second sent on schedule, all clients together (the rate asked
     /// times the share of the scheduled messages sent on time).
     rate_achieved: Option<f64>,
+    /// --reconnect: the connections that carried a measured message, per second measured.
+    connections_per_second: f64,
 }
 
 impl Figures {
@@ -57,6 +59,7 @@ impl Figures {
             latency,
             client_cpu: tally.cpu.as_secs_f64(),
             server_cpu: tally.server_cpu().map(|d| d.as_secs_f64()),
+            connections_per_second: if seconds > 0.0 { tally.connections as f64 / seconds } else { 0.0 },
             rate_achieved: config
                 .rate
                 .filter(|_| tally.scheduled > 0)
@@ -68,6 +71,11 @@ impl Figures {
     /// cores the client threads took from it.
     fn per_server_cpu(&self) -> Option<f64> {
         self.server_cpu.filter(|&s| s > 0.0).map(|s| self.round_trips as f64 / s)
+    }
+
+    /// --reconnect: what a connection (connect, one round trip, close) costs the server.
+    fn connections_per_server_cpu(&self, connections: u64) -> Option<f64> {
+        self.server_cpu.filter(|&s| s > 0.0).map(|s| connections as f64 / s)
     }
 
     /// Client and server together: what one round trip costs the machine.
@@ -96,8 +104,9 @@ fn settings_line(config: &BenchConfig) -> String {
         Stop::Duration(d) => format!("{} s", d.as_secs_f64()),
     };
     let rate = config.rate.map_or_else(String::new, |r| format!(", open loop at {}/s", grouped(r as u64)));
+    let reconnect = if config.reconnect { ", a new connection per message (--reconnect)" } else { "" };
     format!(
-        "{clients}, {window}, {}-byte messages, {run} after {} s warm-up{rate}",
+        "{clients}, {window}, {}-byte messages, {run} after {} s warm-up{rate}{reconnect}",
         config.size,
         config.warmup.as_secs_f64()
     )
@@ -162,6 +171,15 @@ pub fn table(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> S
 /// What the figures alone would not say: a run cut short, a rate not kept.
 fn notes(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> Vec<String> {
     let mut notes = Vec::new();
+    if config.reconnect {
+        notes.push(
+            "--reconnect: each message had a connection of its own (over udp and unixgram, a socket of its \
+             own), and its round trip counts from when its connect began: socket, connect (over tcp the \
+             handshake), the message and its reply. Connections per second count those that carried a \
+             measured message.\n"
+                .to_string(),
+        );
+    }
     if interrupted {
         let unmeasured: Vec<&str> = config
             .protos
@@ -209,6 +227,10 @@ fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)
     row("time measured", &|_, f| format!("{:.3} s", f.seconds));
     row("round trips/s", &|_, f| grouped(f.per_second.round() as u64));
     row("MB/s each way", &|_, f| format!("{:.2}", f.mb_per_second));
+    if config.reconnect {
+        row("connections", &|o, _| grouped(o.tally.connections));
+        row("connections/s", &|_, f| grouped(f.connections_per_second.round() as u64));
+    }
     if let Some(rate) = config.rate {
         row("rate asked (messages/s)", &|_, _| grouped(rate.round() as u64));
         row("rate achieved (messages/s)", &|_, f| {
@@ -232,6 +254,11 @@ fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)
     row("server CPU", &|_, f| f.server_cpu.map_or_else(|| "-".into(), |s| format!("{s:.3} s")));
     row("round trips per server CPU-s", &|_, f| f.per_server_cpu().map_or_else(|| "-".into(), |r| grouped(r as u64)));
     row("round trips per CPU-s, all", &|_, f| f.per_cpu().map_or_else(|| "-".into(), |r| grouped(r as u64)));
+    if config.reconnect {
+        row("connections per server CPU-s", &|o, f| {
+            f.connections_per_server_cpu(o.tally.connections).map_or_else(|| "-".into(), |r| grouped(r as u64))
+        });
+    }
     rows
 }
 
@@ -251,6 +278,7 @@ pub fn json(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> St
         Stop::Duration(d) => settings.num("duration_s", d.as_secs_f64()),
     };
     settings.num("warmup_s", config.warmup.as_secs_f64());
+    settings.bool("reconnect", config.reconnect);
     if let Some(rate) = config.rate {
         settings.num("rate", rate);
     }
@@ -297,6 +325,12 @@ fn result_json(t: &Tally, config: &BenchConfig) -> String {
     }
     if let Some(r) = f.per_cpu() {
         j.num("round_trips_per_cpu_s", r);
+    }
+    if config.reconnect {
+        j.int("connections", t.connections).num("connections_per_s", f.connections_per_second);
+        if let Some(r) = f.connections_per_server_cpu(t.connections) {
+            j.num("connections_per_server_cpu_s", r);
+        }
     }
     j.finish()
 }

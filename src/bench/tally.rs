@@ -21,6 +21,8 @@ pub struct Tally {
     pub scheduled: u64,
     /// Of those, the ones not sent on time (skipped, or still unsent when the run ended).
     pub not_sent: u64,
+    /// --reconnect: the connections (datagram sockets) that carried a measured message.
+    pub connections: u64,
     /// Replies not come within the timeout, or awaited from a client whose socket failed.
     pub lost: u64,
     /// Of the lost, replies that came after all.
@@ -52,6 +54,7 @@ impl Tally {
             sent: 0,
             scheduled: 0,
             not_sent: 0,
+            connections: 0,
             lost: 0,
             late: 0,
             wrong: 0,
@@ -88,6 +91,7 @@ impl Tally {
         self.sent += other.sent;
         self.scheduled += other.scheduled;
         self.not_sent += other.not_sent;
+        self.connections += other.connections;
         self.lost += other.lost;
         self.late += other.late;
         self.wrong += other.wrong;

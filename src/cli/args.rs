@@ -179,6 +179,11 @@ pub(super) struct BenchArgs {
     /// Send for this long before measuring.
     #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     pub(super) warmup: Duration,
+    /// A new connection for every message, as netperf's TCP_CRR: connect, send one message, read its
+    /// reply, close (needs --window 1); over udp and unixgram, a new socket per message. Latency then
+    /// includes the connect, and connections per second are reported.
+    #[arg(long)]
+    pub(super) reconnect: bool,
     /// Client threads [default: one per core].
     #[arg(long)]
     pub(super) threads: Option<usize>,

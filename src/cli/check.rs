@@ -166,6 +166,9 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
     if args.connect_timeout.is_zero() {
         return usage("--connect-timeout must be more than 0".into());
     }
+    if args.reconnect && args.window != 1 {
+        return usage(format!("--reconnect sends one message per connection: --window must be 1, not {}", args.window));
+    }
     let threads = match args.threads {
         Some(n) => positive(n, "--threads")?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -183,6 +186,7 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         rate: args.rate,
         warmup: args.warmup,
         connect_timeout: args.connect_timeout,
+        reconnect: args.reconnect,
         threads: threads.min(args.clients),
         json: args.json,
     })

@@ -4,6 +4,7 @@
 //! this side must cost no more than the server does.
 
 mod receive;
+mod reconnect;
 mod send;
 
 pub use send::SLACK;
@@ -133,8 +134,10 @@ impl<'a> Worker<'a> {
         };
         // One socket and no schedule: wait for each reply in the receive call itself, one system
         // call per reply where epoll takes two (the loop still wakes every SCAN for the timeouts).
-        let direct =
-            self.clients.len() == 1 && plan.interval.is_none() && self.clients[0].sock.wait_in_receive(SCAN).is_ok();
+        let direct = self.clients.len() == 1
+            && plan.interval.is_none()
+            && !plan.reconnect
+            && self.clients[0].sock.wait_in_receive(SCAN).is_ok();
         self.start_clients(start);
         let mut turns = Turns {
             cpu_start: None,
@@ -196,7 +199,8 @@ impl<'a> Worker<'a> {
     /// Ctrl-C: every client stops sending and waits for the replies it is owed.
     fn drain_all(&mut self, now: Instant) {
         for i in 0..self.clients.len() {
-            if self.clients[i].state == State::Running {
+            // Connecting: --reconnect's next message, which now is never sent.
+            if matches!(self.clients[i].state, State::Running | State::Connecting) {
                 self.stop_sending(i, now);
                 self.settle(i);
             }
@@ -209,11 +213,12 @@ impl<'a> Worker<'a> {
         if turns.cpu_start.is_none() {
             wake = wake.min(self.measure_start);
         }
-        if let (Some(Reverse((due, _))), Some(timer)) = (self.due.peek(), timer) {
-            if *due <= now {
-                wake = now;
-            } else {
-                timer.arm(*due, now);
+        if let Some(Reverse((due, _))) = self.due.peek() {
+            match timer {
+                _ if *due <= now => wake = now,
+                Some(timer) => timer.arm(*due, now),
+                // No --rate: a --reconnect retry, for which epoll's millisecond is fine.
+                None => wake = wake.min(*due),
             }
         }
         wake
@@ -272,8 +277,14 @@ impl<'a> Worker<'a> {
     /// Counts replies overdue as lost and lets their clients send on: a lost reply must not shrink
     /// a client's window for good, or a lossy transport would measure ever fewer messages.
     fn expire(&mut self, now: Instant) {
+        if self.plan.reconnect {
+            self.expire_connects(now);
+        }
         for i in 0..self.clients.len() {
-            let expired = self.clients[i].window.expire(now, self.plan.timeout);
+            // Under --reconnect a message is timed from its connect, its reply from when it left.
+            let client = &mut self.clients[i];
+            let timeout = if self.plan.reconnect { self.plan.timeout + client.handshake } else { self.plan.timeout };
+            let expired = client.window.expire(now, timeout);
             if expired > 0 {
                 self.tally.lost += expired;
                 self.refill(i, now);
@@ -285,9 +296,10 @@ impl<'a> Worker<'a> {
     fn fail(&mut self, i: usize, err: &io::Error) {
         match self.clients[i].state {
             State::Done => return,
-            // What it was still to send under --rate was not sent on time either.
-            State::Running => self.account_schedule(i, Instant::now()),
-            State::Connecting | State::Draining => {}
+            // What it was still to send under --rate was not sent on time either. (Connecting, during
+            // the run, is --reconnect's: the client was running.)
+            State::Running | State::Connecting => self.account_schedule(i, Instant::now()),
+            State::Draining => {}
         }
         let client = &mut self.clients[i];
         self.tally.lost += client.window.abandon();

@@ -21,7 +21,7 @@ use crate::net::mmsg;
 pub const SLACK: Duration = Duration::from_millis(10);
 
 /// What a client is to do next.
-enum Next {
+pub(super) enum Next {
     /// Send a message, timed from `since` (now, or when it was due).
     Send { since: Instant, measured: bool },
     /// Its next message is due later; it is in the thread's schedule.
@@ -34,6 +34,9 @@ impl Worker<'_> {
     /// Sends what client `i` may send now: up to its window, within the run, on schedule with --rate.
     pub(super) fn refill(&mut self, i: usize, now: Instant) {
         let plan = self.plan;
+        if plan.reconnect {
+            return self.refill_reconnect(i, now);
+        }
         // Connecting, draining or done: nothing to send, but a draining client may be done now.
         if self.clients[i].state != State::Running {
             return self.settle(i);
@@ -77,7 +80,7 @@ impl Worker<'_> {
 
     /// Whether client `i` sends a message now, and timed from when; under --rate, skips ahead past
     /// messages more than [`SLACK`] overdue.
-    fn next(&mut self, i: usize, now: Instant) -> Next {
+    pub(super) fn next(&mut self, i: usize, now: Instant) -> Next {
         let plan = self.plan;
         let client = &mut self.clients[i];
         // --duration ends by the clock: what was not sent by then is not sent.
@@ -127,7 +130,9 @@ impl Worker<'_> {
     /// Client `i` sends no more and waits for the replies it is owed.
     pub(super) fn stop_sending(&mut self, i: usize, now: Instant) {
         self.account_schedule(i, now);
-        self.clients[i].state = State::Draining;
+        let client = &mut self.clients[i];
+        client.state = State::Draining;
+        client.pending = None;
     }
 
     /// Under --rate, counts client `i`'s measured messages due before it stopped sending (at `now`,
@@ -145,7 +150,7 @@ impl Worker<'_> {
     }
 
     /// Sends datagrams of `plan.size` bytes each, keeping what the socket will not take yet.
-    fn send_datagrams(&mut self, i: usize, data: &[u8]) {
+    pub(super) fn send_datagrams(&mut self, i: usize, data: &[u8]) {
         let size = self.plan.size;
         let client = &mut self.clients[i];
         let mut rest = data;
@@ -174,8 +179,11 @@ impl Worker<'_> {
     /// Writes what waits for client `i`: stream bytes or datagrams held back.
     pub(super) fn flush(&mut self, i: usize) {
         let client = &mut self.clients[i];
-        if client.state == State::Done {
-            return;
+        match client.state {
+            State::Done => return,
+            // --reconnect's new TCP socket: writable means connected (or failed).
+            State::Connecting => return self.finish_connect(i),
+            State::Running | State::Draining => {}
         }
         // A short write is not an error: the rest waits for WRITABLE.
         while client.written < client.out.len() {
