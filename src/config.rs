@@ -184,6 +184,10 @@ pub struct BenchConfig {
     /// Open loop: messages per second, all clients together.
     pub rate: Option<f64>,
     pub warmup: Duration,
+    /// How long each TCP connect may take.
+    pub connect_timeout: Duration,
+    /// A new connection (or datagram socket) for every message, as netperf's TCP_CRR.
+    pub reconnect: bool,
     pub threads: usize,
     pub json: bool,
 }

@@ -13,7 +13,7 @@ pub mod exit {
     /// A usage error.
     pub const USAGE: u8 = 2;
     /// Some replies never came (timeout), a line could not be sent, or a reply came that no message
-    /// asked for; bench: replies lost or wrong.
+    /// asked for; bench: replies lost or wrong, or a transport measured no round trip (interrupted).
     pub const LOST: u8 = 3;
 
     /// The table that ends every `--help`.
@@ -23,7 +23,7 @@ Exit status:
   1  could not listen or connect, or the connection broke (refused, reset, address in use, name not found)
   2  usage error
   3  some replies never came (timeout), a line could not be sent, or a reply came that no message
-     asked for; bench: replies lost or wrong";
+     asked for; bench: replies lost or wrong, or none measured";
 
     /// The table that ends the `--help` of a command that only prints text (`completions`, `man`).
     pub const PRINT_HELP: &str = "\

@@ -11,6 +11,8 @@ mod codec;
 mod connect;
 mod plan;
 mod render;
+mod schedule;
+mod signals;
 mod sockets;
 mod tally;
 mod window;
@@ -18,11 +20,9 @@ mod worker;
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::{BenchConfig, ServerConfig};
 use crate::error::{Error, Result, exit};
@@ -37,6 +37,7 @@ use crate::text::grouped;
 pub use codec::tag_len;
 use plan::{Plan, Shared, Target};
 use render::Outcome;
+use signals::Signals;
 pub use tally::Tally;
 
 /// A reply later than this is counted lost.
@@ -47,42 +48,47 @@ const SPARE_FILES: u64 = 64;
 const PROGRESS: Duration = Duration::from_millis(100);
 
 /// Runs the bench for each transport in turn and prints one table (or one JSON object).
-/// Returns the exit status: 3 when a reply was lost or wrong.
+/// Returns the exit status: 0 when every transport measured at least one round trip and no reply
+/// was lost or wrong; 3 otherwise, interrupted or not (nothing measured is no success).
 pub fn run(config: &BenchConfig) -> Result<u8> {
     check_open_files(config)?;
+    // Signals first: from the moment the directory exists, a signal must not leave it behind.
+    let signals = Signals::catch(&SocketDir::path_for("bench"))?;
     let dir = SocketDir::new("bench")?;
-    // Ctrl-C ends the run early with what it measured (and the socket files removed); a second
-    // one ends the process at once.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_default(signal, interrupted.clone());
-        let _ = signal_hook::flag::register(signal, interrupted.clone());
-    }
     let mut outcomes = Vec::new();
     for &proto in &config.protos {
-        if interrupted.load(Ordering::Relaxed) {
+        if signals.interrupted() {
             break;
         }
         // A transport that cannot be measured ends the run with its error.
-        outcomes.push(Outcome { proto, tally: measure(config, proto, &dir, &interrupted)? });
+        outcomes.push(Outcome { proto, tally: measure(config, proto, &dir, &signals)? });
     }
-    if interrupted.load(Ordering::Relaxed) {
-        log::warn!("interrupted: the figures are for the time measured until then");
-    }
-    let text = if config.json { render::json(config, &outcomes) } else { render::table(config, &outcomes) };
+    let interrupted = signals.interrupted();
+    let text = if config.json {
+        render::json(config, &outcomes, interrupted)
+    } else {
+        render::table(config, &outcomes, interrupted)
+    };
     let mut out = io::stdout();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
     // Late replies are among the lost already.
     let trouble = outcomes.iter().any(|o| o.tally.lost + o.tally.wrong + o.tally.failed > 0);
-    Ok(if trouble { exit::LOST } else { exit::OK })
+    let unmeasured = outcomes.len() < config.protos.len() || outcomes.iter().any(|o| o.tally.round_trips == 0);
+    Ok(if trouble || unmeasured { exit::LOST } else { exit::OK })
 }
 
 /// Raises the open-file limit to what `--clients` needs, or says why it cannot be: failing here
 /// beats failing at the 1,021st connect.
 fn check_open_files(config: &BenchConfig) -> Result<()> {
-    // An in-process stream server holds one socket per client too; a datagram server holds one in all.
+    // An in-process stream server holds one socket per client too (with --reconnect, up to two: the
+    // one just closed may not be gone yet); a datagram server holds one in all.
     let both_ends = !config.connect && config.protos.iter().any(|p| p.is_stream());
-    let needed = config.clients as u64 * if both_ends { 2 } else { 1 } + SPARE_FILES;
+    let per_client = match (both_ends, config.reconnect) {
+        (false, _) => 1,
+        (true, false) => 2,
+        (true, true) => 3,
+    };
+    let needed = config.clients as u64 * per_client + SPARE_FILES;
     let limit = raise_open_file_limit(needed);
     if limit >= needed {
         return Ok(());
@@ -101,8 +107,14 @@ fn check_open_files(config: &BenchConfig) -> Result<()> {
 
 /// Measures one transport: starts its server (unless `--connect`), runs the client threads to the
 /// end and merges what they counted.
-fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, interrupted: &Arc<AtomicBool>) -> Result<Tally> {
+fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, signals: &Signals) -> Result<Tally> {
     let server = if config.connect { None } else { Some(start_server(config, proto, dir)?) };
+    // A socket file outside the temporary directory, removed by a second signal too.
+    if let Some(Endpoint::Path(path)) = server.as_ref().map(Background::endpoint)
+        && !path.starts_with(dir.path())
+    {
+        signals.guard(path);
+    }
     let endpoint = match &server {
         Some(server) => server.endpoint().clone(),
         None if proto.is_unix() => Endpoint::Path(config.path.clone().unwrap_or_default()),
@@ -126,10 +138,12 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, interrupted: &Ar
         interval: config.rate.map(|rate| Duration::from_secs_f64(config.clients as f64 / rate)),
         warmup: config.warmup,
         timeout: TIMEOUT,
+        connect_timeout: config.connect_timeout,
+        reconnect: config.reconnect,
         socket_dir: dir.path().to_path_buf(),
         server_clock: server.as_ref().and_then(Background::cpu_clock),
     });
-    let shared = Arc::new(Shared::new(config.threads, interrupted.clone()));
+    let shared = Arc::new(Shared::new(config.threads, signals.interrupted.clone()));
     let joined = start_threads(&plan, &shared).and_then(|handles| {
         shared.ready.wait();
         show_progress(proto, config.warmup, &shared, &handles);
@@ -137,7 +151,9 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, interrupted: &Ar
     });
     // The server stops whatever the clients did: its socket file must not outlive the run.
     if let Some(server) = server {
-        server.stop()?;
+        let stopped = server.stop();
+        signals.release();
+        stopped?;
     }
     let tally = joined?;
     // Every client failed and nothing was measured: that is no server, not a lossy one.
@@ -162,6 +178,17 @@ fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<B
     let mut server = ServerConfig::in_process(proto, endpoint, Framing::Line, config.clients + 64);
     // A client between messages (a slow --rate) is not idle in the sense of the timeout.
     server.idle_timeout = None;
+    if config.reconnect {
+        if proto.is_stream() {
+            // A connection the client has just closed is served until the server reads its end.
+            server.max_clients = 2 * config.clients + 64;
+        } else if proto == Proto::Udp {
+            // Every message comes from a socket (a port) of its own, never heard from again once
+            // answered: forget each soon, and do not count them against a limit meant for clients.
+            server.idle_timeout = Some(TIMEOUT);
+            server.max_clients = usize::MAX;
+        }
+    }
     Background::start(server, Report::discard(proto))
 }
 

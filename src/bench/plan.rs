@@ -52,6 +52,10 @@ pub struct Plan {
     pub warmup: Duration,
     /// A reply later than this is counted lost.
     pub timeout: Duration,
+    /// A TCP connect that takes longer than this has failed.
+    pub connect_timeout: Duration,
+    /// A new connection (datagrams: a new socket) for every message; the window is 1.
+    pub reconnect: bool,
     /// Where Unix datagram clients bind their own sockets, which the server replies to.
     pub socket_dir: PathBuf,
     /// The in-process server thread's CPU clock, read at the start and end of the measurement.
@@ -65,7 +69,7 @@ pub struct Shared {
     pub ready: Barrier,
     /// Set by a thread whose clients could not connect: the others stop.
     pub abort: AtomicBool,
-    /// Set on SIGINT or SIGTERM: the clients send no more, and the run ends with what it measured.
+    /// Set on SIGINT, SIGTERM or SIGHUP: the clients send no more, and the run ends with what it measured.
     pub interrupted: Arc<AtomicBool>,
     /// Measured right replies so far, for the progress line (brought up to date every 100 ms).
     pub round_trips: AtomicU64,

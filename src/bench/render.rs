@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::thread;
 
 use super::tally::Tally;
+use super::worker::SLACK;
 use crate::config::{BenchConfig, Stop};
 use crate::json::Json;
 use crate::proto::Proto;
@@ -31,11 +32,17 @@ struct Figures {
     client_cpu: f64,
     /// Only an in-process server's thread has a clock this process can read.
     server_cpu: Option<f64>,
+    /// Under --rate: the messages per second sent on schedule, all clients together (the rate asked
+    /// times the share of the scheduled messages sent on time).
+    rate_achieved: Option<f64>,
+    /// --reconnect: the connections that carried a measured message, per second measured.
+    connections_per_second: f64,
 }
 
 impl Figures {
     /// The figures of one transport's tally, for messages of `size` bytes.
-    fn of(tally: &Tally, size: usize) -> Figures {
+    fn of(tally: &Tally, config: &BenchConfig) -> Figures {
+        let size = config.size;
         let seconds = tally.elapsed().as_secs_f64();
         // No reply timed: no time measured, and a rate of 0 rather than NaN.
         let per_second = if seconds > 0.0 { tally.round_trips as f64 / seconds } else { 0.0 };
@@ -52,6 +59,11 @@ impl Figures {
             latency,
             client_cpu: tally.cpu.as_secs_f64(),
             server_cpu: tally.server_cpu().map(|d| d.as_secs_f64()),
+            connections_per_second: if seconds > 0.0 { tally.connections as f64 / seconds } else { 0.0 },
+            rate_achieved: config
+                .rate
+                .filter(|_| tally.scheduled > 0)
+                .map(|rate| rate * tally.scheduled.saturating_sub(tally.not_sent) as f64 / tally.scheduled as f64),
         }
     }
 
@@ -59,6 +71,11 @@ impl Figures {
     /// cores the client threads took from it.
     fn per_server_cpu(&self) -> Option<f64> {
         self.server_cpu.filter(|&s| s > 0.0).map(|s| self.round_trips as f64 / s)
+    }
+
+    /// --reconnect: what a connection (connect, one round trip, close) costs the server.
+    fn connections_per_server_cpu(&self, connections: u64) -> Option<f64> {
+        self.server_cpu.filter(|&s| s > 0.0).map(|s| connections as f64 / s)
     }
 
     /// Client and server together: what one round trip costs the machine.
@@ -90,8 +107,9 @@ fn settings_line(config: &BenchConfig) -> String {
         Stop::Duration(d) => format!("{} s", d.as_secs_f64()),
     };
     let rate = config.rate.map_or_else(String::new, |r| format!(", open loop at {}/s", grouped(r as u64)));
+    let reconnect = if config.reconnect { ", a new connection per message (--reconnect)" } else { "" };
     format!(
-        "{clients}, {window}, {}-byte messages, {run} after {} s warm-up{rate}",
+        "{clients}, {window}, {}-byte messages, {run} after {} s warm-up{rate}{reconnect}",
         grouped(config.size as u64),
         config.warmup.as_secs_f64()
     )
@@ -111,7 +129,7 @@ fn server_line(config: &BenchConfig) -> String {
 }
 
 /// The table: a heading that says what was run, then one row per figure and a column per transport.
-pub fn table(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+pub fn table(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> String {
     let rows = rows(config, outcomes);
     let label_width = rows.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
     // Each column as wide as its widest cell or its heading; figures are right-aligned.
@@ -147,13 +165,64 @@ pub fn table(config: &BenchConfig, outcomes: &[Outcome]) -> String {
         }
         out.push('\n');
     }
+    for note in notes(config, outcomes, interrupted) {
+        let _ = write!(out, "\nnote: {note}");
+    }
     out
+}
+
+/// What the figures alone would not say: a run cut short, a rate not kept.
+fn notes(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if config.reconnect {
+        notes.push(
+            "--reconnect: each message had a connection of its own (over udp and unixgram, a socket of its \
+             own), and its round trip counts from when its connect began: socket, connect (over tcp the \
+             handshake), the message and its reply. Connections per second count those that carried a \
+             measured message.\n"
+                .to_string(),
+        );
+    }
+    if interrupted {
+        let unmeasured: Vec<&str> = config
+            .protos
+            .iter()
+            .filter(|&&p| !outcomes.iter().any(|o| o.proto == p && o.tally.round_trips > 0))
+            .map(|p| p.name())
+            .collect();
+        notes.push(if unmeasured.is_empty() {
+            "interrupted: the figures are for the time measured until then.\n".to_string()
+        } else {
+            format!(
+                "interrupted: the figures are for the time measured until then, and no round trip was measured \
+                 over {} (so the exit status is 3).\n",
+                unmeasured.join(", ")
+            )
+        });
+    }
+    for o in outcomes {
+        let t = &o.tally;
+        if let (Some(rate), true) = (config.rate, t.not_sent > 0) {
+            let achieved = Figures::of(t, config).rate_achieved.unwrap_or(0.0);
+            notes.push(format!(
+                "{} did not keep the rate asked: {}/s of {}/s. {} of the {} messages scheduled were not sent on \
+                 time (a client over {} ms behind skips ahead), and latency counts from when each message sent was due.\n",
+                o.proto,
+                grouped(achieved.round() as u64),
+                grouped(rate.round() as u64),
+                grouped(t.not_sent),
+                grouped(t.scheduled),
+                SLACK.as_millis(),
+            ));
+        }
+    }
+    notes
 }
 
 /// Each row's label and its cells, one per outcome; "-" where a figure is not known.
 fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)> {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    let figures: Vec<Figures> = outcomes.iter().map(|o| Figures::of(&o.tally, config.size)).collect();
+    let figures: Vec<Figures> = outcomes.iter().map(|o| Figures::of(&o.tally, config)).collect();
     let mut row = |label: &str, cell: &dyn Fn(&Outcome, &Figures) -> String| {
         rows.push((label.to_string(), outcomes.iter().zip(&figures).map(|(o, f)| cell(o, f)).collect()));
     };
@@ -161,6 +230,17 @@ fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)
     row("time measured", &|_, f| format!("{:.3} s", f.seconds));
     row("round trips/s", &|_, f| grouped(f.per_second.round() as u64));
     row("MB/s each way", &|_, f| format!("{:.2}", f.mb_per_second));
+    if config.reconnect {
+        row("connections", &|o, _| grouped(o.tally.connections));
+        row("connections/s", &|_, f| grouped(f.connections_per_second.round() as u64));
+    }
+    if let Some(rate) = config.rate {
+        row("rate asked (messages/s)", &|_, _| grouped(rate.round() as u64));
+        row("rate achieved (messages/s)", &|_, f| {
+            f.rate_achieved.map_or_else(|| "-".into(), |r| grouped(r.round() as u64))
+        });
+        row("not sent on time", &|o, _| format!("{} of {}", grouped(o.tally.not_sent), grouped(o.tally.scheduled)));
+    }
     for (k, name) in LATENCY_ROWS.iter().enumerate() {
         row(&format!("round trip {name}"), &|_, f| f.latency.map_or_else(|| "-".into(), |l| nanos(l[k])));
     }
@@ -177,6 +257,11 @@ fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)
     row("server CPU", &|_, f| f.server_cpu.map_or_else(|| "-".into(), |s| format!("{s:.3} s")));
     row("round trips per server CPU-s", &|_, f| f.per_server_cpu().map_or_else(|| "-".into(), |r| grouped(r as u64)));
     row("round trips per CPU-s, all", &|_, f| f.per_cpu().map_or_else(|| "-".into(), |r| grouped(r as u64)));
+    if config.reconnect {
+        row("connections per server CPU-s", &|o, f| {
+            f.connections_per_server_cpu(o.tally.connections).map_or_else(|| "-".into(), |r| grouped(r as u64))
+        });
+    }
     rows
 }
 
@@ -185,9 +270,10 @@ fn cores() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The JSON document: the settings, then one object of figures per transport, keyed by its name.
+/// The JSON document: the settings, whether a signal cut the run short, then one object of figures
+/// per transport, keyed by its name.
 /// Figures not known (no reply timed, no server CPU clock) are left out rather than given as 0.
-pub fn json(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+pub fn json(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> String {
     let mut settings = Json::default();
     settings.int("clients", config.clients as u64).int("window", config.window as u64).int("size", config.size as u64);
     match config.stop {
@@ -195,24 +281,25 @@ pub fn json(config: &BenchConfig, outcomes: &[Outcome]) -> String {
         Stop::Duration(d) => settings.num("duration_s", d.as_secs_f64()),
     };
     settings.num("warmup_s", config.warmup.as_secs_f64());
+    settings.bool("reconnect", config.reconnect);
     if let Some(rate) = config.rate {
         settings.num("rate", rate);
     }
     settings.int("threads", config.threads as u64);
     settings.int("cores", cores() as u64);
     settings.str("server", if config.connect { "connect" } else { "in-process" });
-    let mut out = format!("{{\"settings\":{},\"results\":{{", settings.finish());
+    let mut out = format!("{{\"settings\":{},\"interrupted\":{interrupted},\"results\":{{", settings.finish());
     for (i, o) in outcomes.iter().enumerate() {
         let comma = if i > 0 { "," } else { "" };
-        let _ = write!(out, "{comma}\"{}\":{}", o.proto.name(), result_json(&o.tally, config.size));
+        let _ = write!(out, "{comma}\"{}\":{}", o.proto.name(), result_json(&o.tally, config));
     }
     out.push_str("}}\n");
     out
 }
 
 /// One transport's figures as a JSON object.
-fn result_json(t: &Tally, size: usize) -> String {
-    let f = Figures::of(t, size);
+fn result_json(t: &Tally, config: &BenchConfig) -> String {
+    let f = Figures::of(t, config);
     let mut j = Json::default();
     j.int("round_trips", f.round_trips)
         .int("sent", t.sent)
@@ -224,6 +311,9 @@ fn result_json(t: &Tally, size: usize) -> String {
         for (name, value) in LATENCY_KEYS.iter().zip(l) {
             j.num(&format!("rtt_{name}_us"), value as f64 / 1000.0);
         }
+    }
+    if let Some(r) = f.rate_achieved {
+        j.int("scheduled", t.scheduled).int("not_sent_on_time", t.not_sent).num("rate_achieved", r);
     }
     j.int("lost", t.lost).int("late", t.late).int("wrong", t.wrong).int("failed_clients", t.failed);
     if let Some(why) = &t.first_failure {
@@ -238,6 +328,12 @@ fn result_json(t: &Tally, size: usize) -> String {
     }
     if let Some(r) = f.per_cpu() {
         j.num("round_trips_per_cpu_s", r);
+    }
+    if config.reconnect {
+        j.int("connections", t.connections).num("connections_per_s", f.connections_per_second);
+        if let Some(r) = f.connections_per_server_cpu(t.connections) {
+            j.num("connections_per_server_cpu_s", r);
+        }
     }
     j.finish()
 }

@@ -35,12 +35,20 @@ impl Sock {
     /// Opens client `id`'s non-blocking socket to the plan's target; true when it is ready now
     /// (a TCP connect completes later, and says so with WRITABLE).
     pub fn open(plan: &Plan, id: u64) -> io::Result<(Sock, bool)> {
+        Sock::open_nth(plan, id, 0)
+    }
+
+    /// [`Sock::open`] for client `id`'s socket number `nth` (`--reconnect` opens one per message).
+    /// A Unix datagram client's file alternates between two names, so that the new socket can be
+    /// bound while the one before it is still open.
+    pub fn open_nth(plan: &Plan, id: u64, nth: u64) -> io::Result<(Sock, bool)> {
         Ok(match (plan.proto, &plan.target) {
             (Proto::Tcp, Target::Inet(addr)) => (Sock::Tcp(TcpStream::connect(*addr)?), false),
             (Proto::Udp, Target::Inet(addr)) => (Sock::Udp(udp_connected(*addr)?), true),
             (Proto::Unix, Target::Path(path)) => (Sock::Unix(UnixStream::connect(path)?), true),
             (Proto::Unixgram, Target::Path(path)) => {
-                let own = plan.socket_dir.join(format!("c{id}.sock"));
+                let spare = if nth % 2 == 1 { "b" } else { "" };
+                let own = plan.socket_dir.join(format!("c{id}{spare}.sock"));
                 let sock = UnixDatagram::bind(&own)?;
                 // Guarded from here on: a failed connect removes the file as it returns.
                 let file = SocketFile::bound(&own);
@@ -170,6 +178,8 @@ mod tests {
             interval: None,
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            reconnect: false,
             socket_dir: socket_dir.to_path_buf(),
             server_clock: None,
         }

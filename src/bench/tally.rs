@@ -17,6 +17,12 @@ pub struct Tally {
     pub round_trips: u64,
     /// Messages sent, warm-up included.
     pub sent: u64,
+    /// Under --rate: measured messages due before the clients stopped sending.
+    pub scheduled: u64,
+    /// Of those, the ones not sent on time (skipped, or still unsent when the run ended).
+    pub not_sent: u64,
+    /// --reconnect: the connections (datagram sockets) that carried a measured message.
+    pub connections: u64,
     /// Replies not come within the timeout, or awaited from a client whose socket failed.
     pub lost: u64,
     /// Of the lost, replies that came after all.
@@ -46,6 +52,9 @@ impl Tally {
             histogram: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds are valid"),
             round_trips: 0,
             sent: 0,
+            scheduled: 0,
+            not_sent: 0,
+            connections: 0,
             lost: 0,
             late: 0,
             wrong: 0,
@@ -80,6 +89,9 @@ impl Tally {
         let _ = self.histogram.add(&other.histogram);
         self.round_trips += other.round_trips;
         self.sent += other.sent;
+        self.scheduled += other.scheduled;
+        self.not_sent += other.not_sent;
+        self.connections += other.connections;
         self.lost += other.lost;
         self.late += other.late;
         self.wrong += other.wrong;

@@ -149,10 +149,12 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
     }
     if let Some(rate) = args.rate {
         // Each client's time between sends must be a time this run can reach.
-        let every = Duration::try_from_secs_f64(args.clients as f64 / rate).ok().filter(|&d| d <= MAX_RUN);
-        if !(rate.is_finite() && rate > 0.0) || every.is_none() {
+        let every = Duration::try_from_secs_f64(args.clients as f64 / rate).ok();
+        if !(rate.is_finite() && rate > 0.0 && every.is_some_and(|d| !d.is_zero() && d <= MAX_RUN)) {
             return usage(
-                "--rate must be messages per second above 0, enough for each client to send within 30 days".into(),
+                "--rate must be messages per second above 0, enough for each client to send within 30 days, \
+                 and at most one a nanosecond per client"
+                    .into(),
             );
         }
     }
@@ -191,6 +193,12 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
     if args.path.as_deref().is_some_and(|path| path.as_os_str().is_empty()) {
         return usage("--path must not be empty".into());
     }
+    if args.connect_timeout.is_zero() {
+        return usage("--connect-timeout must be more than 0".into());
+    }
+    if args.reconnect && args.window != 1 {
+        return usage(format!("--reconnect sends one message per connection: --window must be 1, not {}", args.window));
+    }
     let threads = match args.threads {
         Some(n) => positive(n, "--threads")?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -207,6 +215,8 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         window: args.window,
         rate: args.rate,
         warmup: args.warmup,
+        connect_timeout: args.connect_timeout,
+        reconnect: args.reconnect,
         threads: threads.min(args.clients),
         json: args.json,
     })

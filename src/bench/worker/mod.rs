@@ -4,18 +4,22 @@
 //! this side must cost no more than the server does.
 
 mod receive;
+mod reconnect;
 mod send;
+
+pub use send::SLACK;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
 use super::connect::{self, Client, State};
 use super::plan::{Plan, Shared};
+use super::schedule::Schedule;
 use super::sockets::Timer;
 use super::tally::{Published, Tally};
 use crate::config::Stop;
@@ -35,14 +39,15 @@ const STREAM_READ: usize = 64 * 1024;
 /// Runs client thread `index`: connects its share of the clients, waits for the others, then
 /// sends, checks and times until its clients are done.
 pub fn run_thread(plan: &Plan, index: usize, shared: &Shared) -> Result<Tally> {
-    let worker = Worker::connect(plan, index);
+    let worker = Worker::connect(plan, index, &shared.interrupted);
     if worker.is_err() {
         shared.abort.store(true, Ordering::SeqCst);
     }
     // Every thread passes the barrier, failed or not, or the others would wait for ever.
     shared.ready.wait();
     let mut worker = worker?;
-    if shared.abort.load(Ordering::SeqCst) {
+    // Interrupted while connecting: nothing was sent, so nothing is owed.
+    if shared.abort.load(Ordering::SeqCst) || shared.interrupted.load(Ordering::SeqCst) {
         return Ok(Tally::new());
     }
     worker.run(shared)
@@ -92,9 +97,9 @@ struct Turns {
 
 impl<'a> Worker<'a> {
     /// Opens this thread's clients and the buffers of its loop.
-    fn connect(plan: &'a Plan, index: usize) -> Result<Worker<'a>> {
+    fn connect(plan: &'a Plan, index: usize, interrupted: &AtomicBool) -> Result<Worker<'a>> {
         let mut poll = Poll::new().map_err(|e| Error::io("creating the event loop", e))?;
-        let clients = connect::connect(plan, index, &mut poll)?;
+        let clients = connect::connect(plan, index, &mut poll, interrupted)?;
         // Allocated once per thread: the loop itself allocates nothing per message.
         let slot = plan.size + 1;
         let read_buf = if plan.proto.is_stream() { vec![0; STREAM_READ] } else { vec![0; slot * mmsg::BATCH] };
@@ -129,8 +134,10 @@ impl<'a> Worker<'a> {
         };
         // One socket and no schedule: wait for each reply in the receive call itself, one system
         // call per reply where epoll takes two (the loop still wakes every SCAN for the timeouts).
-        let direct =
-            self.clients.len() == 1 && plan.interval.is_none() && self.clients[0].sock.wait_in_receive(SCAN).is_ok();
+        let direct = self.clients.len() == 1
+            && plan.interval.is_none()
+            && !plan.reconnect
+            && self.clients[0].sock.wait_in_receive(SCAN).is_ok();
         self.start_clients(start);
         let mut turns = Turns {
             cpu_start: None,
@@ -151,7 +158,7 @@ impl<'a> Worker<'a> {
             // A flag read once a turn: a turn late makes no difference to a Ctrl-C.
             if shared.interrupted.load(Ordering::Relaxed) && !turns.interrupted {
                 turns.interrupted = true;
-                self.drain_all();
+                self.drain_all(now);
             }
             if self.done == self.clients.len() {
                 break;
@@ -179,18 +186,22 @@ impl<'a> Worker<'a> {
     fn start_clients(&mut self, start: Instant) {
         for i in 0..self.clients.len() {
             if let Some(every) = self.plan.interval {
-                let offset = every.mul_f64(self.clients[i].id as f64 / self.plan.clients as f64);
-                self.clients[i].first_due = start + offset;
+                let client = &mut self.clients[i];
+                let offset = every.mul_f64(client.id as f64 / self.plan.clients as f64);
+                let schedule = Schedule::new(start + offset, every);
+                client.first_measured = schedule.first_due_from(self.measure_start);
+                client.schedule = Some(schedule);
             }
             self.refill(i, start);
         }
     }
 
     /// Ctrl-C: every client stops sending and waits for the replies it is owed.
-    fn drain_all(&mut self) {
+    fn drain_all(&mut self, now: Instant) {
         for i in 0..self.clients.len() {
-            if self.clients[i].state == State::Running {
-                self.clients[i].state = State::Draining;
+            // Connecting: --reconnect's next message, which now is never sent.
+            if matches!(self.clients[i].state, State::Running | State::Connecting) {
+                self.stop_sending(i, now);
                 self.settle(i);
             }
         }
@@ -202,11 +213,12 @@ impl<'a> Worker<'a> {
         if turns.cpu_start.is_none() {
             wake = wake.min(self.measure_start);
         }
-        if let (Some(Reverse((due, _))), Some(timer)) = (self.due.peek(), timer) {
-            if *due <= now {
-                wake = now;
-            } else {
-                timer.arm(*due, now);
+        if let Some(Reverse((due, _))) = self.due.peek() {
+            match timer {
+                _ if *due <= now => wake = now,
+                Some(timer) => timer.arm(*due, now),
+                // No --rate: a --reconnect retry, for which epoll's millisecond is fine.
+                None => wake = wake.min(*due),
             }
         }
         wake
@@ -265,8 +277,14 @@ impl<'a> Worker<'a> {
     /// Counts replies overdue as lost and lets their clients send on: a lost reply must not shrink
     /// a client's window for good, or a lossy transport would measure ever fewer messages.
     fn expire(&mut self, now: Instant) {
+        if self.plan.reconnect {
+            self.expire_connects(now);
+        }
         for i in 0..self.clients.len() {
-            let expired = self.clients[i].window.expire(now, self.plan.timeout);
+            // Under --reconnect a message is timed from its connect, its reply from when it left.
+            let client = &mut self.clients[i];
+            let timeout = if self.plan.reconnect { self.plan.timeout + client.handshake } else { self.plan.timeout };
+            let expired = client.window.expire(now, timeout);
             if expired > 0 {
                 self.tally.lost += expired;
                 self.refill(i, now);
@@ -276,10 +294,14 @@ impl<'a> Worker<'a> {
 
     /// A client whose socket failed: what it awaited is lost, and it sends no more.
     fn fail(&mut self, i: usize, err: &io::Error) {
-        let client = &mut self.clients[i];
-        if client.state == State::Done {
-            return;
+        match self.clients[i].state {
+            State::Done => return,
+            // What it was still to send under --rate was not sent on time either. (Connecting, during
+            // the run, is --reconnect's: the client was running.)
+            State::Running | State::Connecting => self.account_schedule(i, Instant::now()),
+            State::Draining => {}
         }
+        let client = &mut self.clients[i];
         self.tally.lost += client.window.abandon();
         self.tally.failed += 1;
         if self.tally.first_failure.is_none() {

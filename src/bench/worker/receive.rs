@@ -17,7 +17,8 @@ impl Worker<'_> {
         // unread in a Unix datagram socket holds the server's send buffer, and enough of them
         // stop a server from sending to anyone.
         if self.clients[i].state == State::Connecting {
-            return;
+            // --reconnect's new TCP socket: an error or a hang-up while it connects.
+            return self.finish_connect(i);
         }
         let stream = self.clients[i].sock.is_stream();
         let mut now = Instant::now();

@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
 
@@ -14,46 +14,45 @@ use crate::bench::window::InFlight;
 use crate::config::Stop;
 use crate::net::mmsg;
 
+/// How late a scheduled message may be sent. A client further behind its schedule than this skips
+/// ahead to the message due last, and the ones skipped count as not sent on time: a rate the machine
+/// cannot keep shows as a shortfall, not as latency that grows for as long as the run lasts (nor as
+/// losses, once the lag passes the reply timeout). A stall shorter than this still counts, as latency.
+pub const SLACK: Duration = Duration::from_millis(10);
+
+/// What a client is to do next.
+pub(super) enum Next {
+    /// Send a message, timed from `since` (now, or when it was due).
+    Send { since: Instant, measured: bool },
+    /// Its next message is due later; it is in the thread's schedule.
+    Later,
+    /// Send no more: the run is over for it.
+    Stop,
+}
+
 impl Worker<'_> {
     /// Sends what client `i` may send now: up to its window, within the run, on schedule with --rate.
     pub(super) fn refill(&mut self, i: usize, now: Instant) {
         let plan = self.plan;
-        let client = &mut self.clients[i];
+        if plan.reconnect {
+            return self.refill_reconnect(i, now);
+        }
         // Connecting, draining or done: nothing to send, but a draining client may be done now.
-        if client.state != State::Running {
+        if self.clients[i].state != State::Running {
             return self.settle(i);
         }
-        let stream = client.sock.is_stream();
+        let stream = self.clients[i].sock.is_stream();
         self.outgoing.clear();
-        while client.window.len() < plan.window {
-            let since = match plan.interval {
-                Some(every) => {
-                    // Duration multiplies by a u32 only; 4 billion intervals on is past any run.
-                    let due = client.first_due + every.saturating_mul(client.next_seq.min(u32::MAX as u64) as u32);
-                    if due > now {
-                        if !client.scheduled {
-                            client.scheduled = true;
-                            self.due.push(Reverse((due, i)));
-                        }
-                        break;
-                    }
-                    // Late sends keep the time they were due: the wait counts as latency.
-                    due
+        while self.clients[i].window.len() < plan.window {
+            let (since, measured) = match self.next(i, now) {
+                Next::Send { since, measured } => (since, measured),
+                Next::Later => break,
+                Next::Stop => {
+                    self.stop_sending(i, now);
+                    break;
                 }
-                None => now,
             };
-            // Measured by when it was sent (or due), so no warm-up message is ever timed.
-            let measured = since >= self.measure_start;
-            // Warm-up messages do not count towards --messages; --duration ends by send time.
-            let more = match (plan.stop, self.measure_end) {
-                (Stop::Messages(n), _) => !measured || client.measured_sent < n,
-                (Stop::Duration(_), Some(end)) => since < end,
-                (Stop::Duration(_), None) => true,
-            };
-            if !more {
-                client.state = State::Draining;
-                break;
-            }
+            let client = &mut self.clients[i];
             let seq = client.next_seq;
             client.next_seq += 1;
             client.measured_sent += u64::from(measured);
@@ -79,8 +78,79 @@ impl Worker<'_> {
         self.settle(i);
     }
 
+    /// Whether client `i` sends a message now, and timed from when; under --rate, skips ahead past
+    /// messages more than [`SLACK`] overdue.
+    pub(super) fn next(&mut self, i: usize, now: Instant) -> Next {
+        let plan = self.plan;
+        let client = &mut self.clients[i];
+        // --duration ends by the clock: what was not sent by then is not sent.
+        if self.measure_end.is_some_and(|end| now >= end) {
+            return Next::Stop;
+        }
+        let since = match client.schedule {
+            Some(schedule) => {
+                let mut due = schedule.due(client.next_seq);
+                // Past the end of the run: not part of the schedule.
+                if self.measure_end.is_some_and(|end| due >= end) {
+                    return Next::Stop;
+                }
+                if due > now {
+                    if !client.scheduled {
+                        client.scheduled = true;
+                        self.due.push(Reverse((due, i)));
+                    }
+                    return Next::Later;
+                }
+                if now.duration_since(due) > SLACK
+                    && let Some(last) = schedule.last_due_by(now)
+                {
+                    client.next_seq = last;
+                    due = schedule.due(last);
+                }
+                // Late sends keep the time they were due: the wait counts as latency.
+                due
+            }
+            None => now,
+        };
+        // Measured by when it was sent (or due), so no warm-up message is ever timed.
+        let measured = since >= self.measure_start;
+        // Warm-up messages do not count towards --messages; under --rate, skipped ones do.
+        if let Stop::Messages(n) = plan.stop {
+            let taken = match client.schedule {
+                Some(_) => client.next_seq.saturating_sub(client.first_measured),
+                None => client.measured_sent,
+            };
+            if measured && taken >= n {
+                return Next::Stop;
+            }
+        }
+        Next::Send { since, measured }
+    }
+
+    /// Client `i` sends no more and waits for the replies it is owed.
+    pub(super) fn stop_sending(&mut self, i: usize, now: Instant) {
+        self.account_schedule(i, now);
+        let client = &mut self.clients[i];
+        client.state = State::Draining;
+        client.pending = None;
+    }
+
+    /// Under --rate, counts client `i`'s measured messages due before it stopped sending (at `now`,
+    /// or the end of the run), and those of them it did not send.
+    pub(super) fn account_schedule(&mut self, i: usize, now: Instant) {
+        let client = &self.clients[i];
+        let Some(schedule) = client.schedule else { return };
+        let until = self.measure_end.map_or(now, |end| now.min(end));
+        let mut due = schedule.first_due_from(until).saturating_sub(client.first_measured);
+        if let Stop::Messages(n) = self.plan.stop {
+            due = due.min(n);
+        }
+        self.tally.scheduled += due;
+        self.tally.not_sent += due.saturating_sub(client.measured_sent);
+    }
+
     /// Sends datagrams of `plan.size` bytes each, keeping what the socket will not take yet.
-    fn send_datagrams(&mut self, i: usize, data: &[u8]) {
+    pub(super) fn send_datagrams(&mut self, i: usize, data: &[u8]) {
         let size = self.plan.size;
         let client = &mut self.clients[i];
         let mut rest = data;
@@ -109,8 +179,11 @@ impl Worker<'_> {
     /// Writes what waits for client `i`: stream bytes or datagrams held back.
     pub(super) fn flush(&mut self, i: usize) {
         let client = &mut self.clients[i];
-        if client.state == State::Done {
-            return;
+        match client.state {
+            State::Done => return,
+            // --reconnect's new TCP socket: writable means connected (or failed).
+            State::Connecting => return self.finish_connect(i),
+            State::Running | State::Draining => {}
         }
         // A short write is not an error: the rest waits for WRITABLE.
         while client.written < client.out.len() {
