@@ -14,13 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 
 n=${1:-200}
-skip() {
-  echo "SKIP: $*"
-  exit 0
-}
-[[ $(id -u) == 0 ]] || skip "needs root (network namespaces and nftables)"
-command -v ip >/dev/null || skip "needs ip (iproute2)"
-command -v nft >/dev/null || skip "needs nft (nftables)"
+np_need_namespaces
 
 srv=np-srv-$$ cli=np-cli-$$
 np_netns "$srv" 2>"$NP_TMP/netns.err" || skip "cannot create a network namespace: $(cat "$NP_TMP/netns.err")"
