@@ -5,13 +5,15 @@
 //! on an event that reported no close or error, has emptied the socket, so the read that would only
 //! say WouldBlock is skipped; anything arriving later raises a new edge.
 
+mod conn;
+
+pub(super) use conn::{Listener, Stream};
+
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
-use mio::event::Source;
-use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 
 use super::kernel::Account;
 use super::pool::Pool;
@@ -19,10 +21,10 @@ use super::slots::Slots;
 use super::socket::{UnixBound, spare_file};
 use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
 use crate::error::describe;
-use crate::framing::{Framing, LineFramer};
-use crate::sys;
+use crate::framing::Framing;
 use crate::text::count;
 use crate::throttle::Throttle;
+use conn::Conn;
 
 /// Bytes read from one connection before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
@@ -32,154 +34,6 @@ const SMALL_HOLDING: usize = 4 * 1024;
 /// What a connection's output buffer keeps once empty: enough for a few ordinary replies, so a talkative
 /// peer does not allocate for each, while an idle one holds no more than this.
 const KEEP_CAPACITY: usize = 4 * 1024;
-
-pub(super) enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-impl Listener {
-    /// Accepts one connection: its socket and the peer's name ("" for an unnamed Unix peer).
-    fn accept(&self) -> io::Result<(Stream, String)> {
-        match self {
-            Listener::Tcp(l) => l.accept().map(|(s, addr)| {
-                let _ = s.set_nodelay(true);
-                (Stream::Tcp(s), addr.to_string())
-            }),
-            Listener::Unix(l) => l.accept().map(|(s, addr)| {
-                use std::os::linux::net::SocketAddrExt;
-                let name = match (addr.as_pathname(), addr.as_abstract_name()) {
-                    (Some(path), _) => path.display().to_string(),
-                    (_, Some(name)) => format!("@{}", String::from_utf8_lossy(name)),
-                    _ => String::new(),
-                };
-                (Stream::Unix(s), name)
-            }),
-        }
-    }
-}
-
-/// One connected stream socket, TCP or Unix.
-pub(super) enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Stream {
-    /// Bytes written that the peer has not acknowledged yet (TCP). Closing a socket with input unread
-    /// sends a reset and throws these away, so a stopping server waits for them. A Unix stream hands
-    /// data straight to the peer's queue, where it outlives our socket.
-    fn unacked(&self) -> usize {
-        match self {
-            Stream::Tcp(s) => sys::unsent(s),
-            Stream::Unix(_) => 0,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Source for Stream {
-    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.register(registry, token, interest),
-            Stream::Unix(s) => s.register(registry, token, interest),
-        }
-    }
-
-    fn reregister(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.reregister(registry, token, interest),
-            Stream::Unix(s) => s.reregister(registry, token, interest),
-        }
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.deregister(registry),
-            Stream::Unix(s) => s.deregister(registry),
-        }
-    }
-}
-
-/// A stream connection and what is buffered for it.
-struct Conn {
-    sock: Stream,
-    name: String,
-    framer: LineFramer,
-    output: Vec<u8>,
-    written: usize,
-    wants_write: bool,
-    paused: bool,
-    eof: bool,
-    dirty: bool,
-    /// Listed in `Streams::unread`; once only, or each turn would read it once more than the last.
-    unread: bool,
-    /// The server still owes it replies (`--reply stdin`): kept past end of input and idle timeouts.
-    held: bool,
-    /// Bytes of this connection in `Streams::buffered`.
-    counted: usize,
-    /// Not read from while all peers together hold more than `--max-buffered`.
-    over_budget: bool,
-    last_active: Instant,
-}
-
-impl Conn {
-    fn new(sock: Stream, name: String, max_message: usize) -> Self {
-        Conn {
-            sock,
-            name,
-            framer: LineFramer::new(max_message),
-            output: Vec::new(),
-            written: 0,
-            wants_write: false,
-            paused: false,
-            eof: false,
-            dirty: false,
-            unread: false,
-            held: false,
-            counted: 0,
-            over_budget: false,
-            last_active: Instant::now(),
-        }
-    }
-
-    fn unwritten(&self) -> usize {
-        self.output.len() - self.written
-    }
-
-    /// What the server holds for it: an unfinished line and replies not written yet.
-    fn holding(&self) -> usize {
-        self.framer.pending() + self.unwritten()
-    }
-
-    /// Brings `total` (all connections' holdings) up to date with this one's.
-    fn recount(&mut self, total: &mut usize) {
-        let now = self.holding();
-        *total = *total - self.counted + now;
-        self.counted = now;
-    }
-}
 
 /// The stream side: a listener and its connections (server), or one connection (client).
 pub struct Streams {
