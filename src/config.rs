@@ -68,10 +68,15 @@ impl Quiet {
 /// Where and how to talk: what the server and the client share.
 #[derive(Clone, Debug)]
 pub struct Common {
+    /// The socket kind.
     pub proto: Proto,
+    /// Where to listen or connect.
     pub endpoint: Endpoint,
+    /// How a stream is cut into messages.
     pub framing: Framing,
+    /// The largest message, in bytes.
     pub max_message: usize,
+    /// One JSON object per event on stdout, instead of the transcript.
     pub json: bool,
     /// Print the tutorial's ` ? ` prompt before reading a line.
     pub prompt: bool,
@@ -90,8 +95,11 @@ impl Common {
 /// One more socket kind for a server to serve, beside the first (`--proto tcp,udp`).
 #[derive(Clone, Debug)]
 pub struct Listen {
+    /// The socket kind.
     pub proto: Proto,
+    /// Where to listen.
     pub endpoint: Endpoint,
+    /// The largest message, in bytes.
     pub max_message: usize,
 }
 
@@ -102,10 +110,13 @@ pub struct ServerConfig {
     pub common: Common,
     /// The other kinds served by the same event loop.
     pub also: Vec<Listen>,
+    /// What goes back.
     pub reply: Reply,
+    /// Serve one client, then stop.
     pub once: bool,
     /// Forget a peer silent for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
+    /// Most peers at once.
     pub max_clients: usize,
     /// Bytes held for all peers together, at most (about): see `net::Settings::max_buffered`.
     pub max_buffered: usize,
@@ -130,6 +141,7 @@ impl ServerConfig {
 /// Settings for `netpair client`.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
+    /// Where, and how messages are framed and shown.
     pub common: Common,
     /// How long to wait for each reply.
     pub timeout: Duration,
@@ -145,6 +157,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct CompareConfig {
     /// The conversation's lines.
     pub lines: Vec<Vec<u8>>,
+    /// One JSON document instead of the table.
     pub json: bool,
     /// Against a netpair server already running there (`--connect`), instead of in-process ones.
     pub connect: Option<Remote>,
@@ -153,7 +166,9 @@ pub struct CompareConfig {
 /// Where `compare --connect` finds the server: a host name, and each kind's endpoint there.
 #[derive(Clone, Debug)]
 pub struct Remote {
+    /// The host, as given.
     pub host: String,
+    /// Each kind compared, and where it is reached.
     pub targets: Vec<(Proto, Endpoint)>,
     /// How long each reply of the conversation may take before it counts as lost.
     pub timeout: Duration,
@@ -171,33 +186,48 @@ pub enum Stop {
 /// Settings for `netpair bench`, checked.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
+    /// The socket kinds, measured one after the other.
     pub protos: Vec<Proto>,
+    /// The server's host (`--connect`), or where the in-process one listens.
     pub host: String,
+    /// The server's port (`--connect`).
     pub port: u16,
+    /// The Unix kinds' socket file.
     pub path: Option<PathBuf>,
     /// Use the server already running there instead of one in-process.
     pub connect: bool,
+    /// Clients, each with its own socket.
     pub clients: usize,
+    /// When they stop.
     pub stop: Stop,
+    /// Bytes per message.
     pub size: usize,
+    /// Messages in flight per client.
     pub window: usize,
     /// Open loop: messages per second, all clients together.
     pub rate: Option<f64>,
+    /// How long to send before measuring.
     pub warmup: Duration,
     /// How long each TCP connect may take.
     pub connect_timeout: Duration,
     /// A new connection (or datagram socket) for every message, as netperf's TCP_CRR.
     pub reconnect: bool,
+    /// Client threads.
     pub threads: usize,
+    /// One JSON document instead of the table.
     pub json: bool,
 }
 
 /// A checked command line: what to run, and with what.
 #[derive(Debug)]
 pub enum Config {
+    /// `netpair server`.
     Server(ServerConfig),
+    /// `netpair client`.
     Client(ClientConfig),
+    /// `netpair compare`.
     Compare(CompareConfig),
+    /// `netpair bench`.
     Bench(BenchConfig),
     /// Text made from the command line's own definitions (shell completions, the manual page), for stdout.
     Print(Vec<u8>),

@@ -39,13 +39,33 @@ pub enum Error {
     /// Flags that do not fit together (exit 2).
     Usage(String),
     /// A host name that does not resolve.
-    Resolve { host: String, source: io::Error },
+    Resolve {
+        /// The name as given.
+        host: String,
+        /// What the resolver said.
+        source: io::Error,
+    },
     /// Could not bind or listen on an address.
-    Bind { what: String, source: io::Error },
+    Bind {
+        /// The kind and address.
+        what: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
     /// Could not connect, or the connection broke.
-    Connect { what: String, source: io::Error },
+    Connect {
+        /// What was being reached, and how.
+        what: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
     /// Any other I/O failure, with what was being done.
-    Io { what: String, source: io::Error },
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
 }
 
 impl Error {

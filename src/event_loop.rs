@@ -21,7 +21,9 @@ pub const SIGNALS: Token = Token(2);
 
 /// A poll with a transport, stdin and signals registered on it.
 pub struct EventLoop {
+    /// The poll itself, for the loop to wait on and register with.
     pub poll: Poll,
+    /// Room for the events of one wait.
     pub events: Events,
     signals: Option<Signals>,
     /// Held here as well as by the input thread: were the thread to end first and close the waker,

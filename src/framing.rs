@@ -12,6 +12,7 @@ pub enum Framing {
 /// A line longer than the bound arrived: `seen` bytes without a line end.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TooLong {
+    /// Bytes seen of the line so far.
     pub seen: usize,
 }
 

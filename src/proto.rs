@@ -6,9 +6,13 @@ use std::path::PathBuf;
 /// The socket kinds netpair speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Proto {
+    /// TCP: a stream of bytes over IP.
     Tcp,
+    /// UDP: datagrams over IP.
     Udp,
+    /// A Unix stream socket, named by a path.
     Unix,
+    /// A Unix datagram socket, named by a path.
     Unixgram,
 }
 
@@ -46,7 +50,14 @@ impl fmt::Display for Proto {
 /// Where to listen or connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
-    Inet { host: String, port: u16 },
+    /// A host name or IP address, and a port.
+    Inet {
+        /// A name or an address.
+        host: String,
+        /// The port; 0 asks the OS for a free one (servers only).
+        port: u16,
+    },
+    /// A Unix socket's path, or `@name` for an abstract one.
     Path(PathBuf),
 }
 

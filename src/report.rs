@@ -49,10 +49,15 @@ const PENDING_MAX: usize = 64 * 1024;
 /// What a client saw, for its closing summary.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
+    /// Messages sent.
     pub sent: u64,
+    /// Replies that came in time.
     pub received: u64,
+    /// Messages whose reply did not come in time.
     pub lost: u64,
+    /// Of those, replies that came after all.
     pub late: u64,
+    /// Lines not sent (too long, or refused by the kernel).
     pub not_sent: u64,
     /// Replies that came when no message was waiting for one (a banner, an extra line).
     pub unexpected: u64,
@@ -60,6 +65,7 @@ pub struct Summary {
     pub interrupted: bool,
     /// What the kernel says of the client's socket at the end.
     pub kernel: Account,
+    /// Each reply's round trip, in order.
     pub rtts: Vec<Duration>,
 }
 
@@ -426,9 +432,17 @@ fn kernel_json<'a>(j: &'a mut Json, kernel: &Account) -> &'a mut Json {
 /// One thing a server saw, as [`Report::recording`] keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
+    /// A peer arrived (its name).
     Connected(String),
+    /// A message came (its bytes).
     Message(Vec<u8>),
-    Disconnected { peer: String, reason: String },
+    /// A peer left.
+    Disconnected {
+        /// Its name.
+        peer: String,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// What a server running on another thread has seen so far, readable while it runs.

@@ -14,7 +14,10 @@ pub enum Input {
     /// A line, without its `\n` or `\r\n`.
     Line(Vec<u8>),
     /// A line longer than the bound, skipped whole; `len` bytes were seen.
-    TooLong { len: usize },
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
     /// End of input.
     End,
     /// Reading failed; nothing more follows.

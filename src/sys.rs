@@ -58,8 +58,11 @@ pub fn tcp_info(sock: &impl AsFd) -> Option<libc::tcp_info> {
 /// An ICMP error the kernel queued on a socket with `IP_RECVERR` (or `IPV6_RECVERR`) set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IcmpError {
+    /// An ICMPv6 error (else ICMP over IPv4).
     pub v6: bool,
+    /// The ICMP type.
     pub kind: u8,
+    /// The ICMP code.
     pub code: u8,
     /// The host that sent it (a router on the way, or the destination itself).
     pub from: Option<std::net::IpAddr>,

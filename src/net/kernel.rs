@@ -13,6 +13,7 @@ use crate::sys;
 /// What the kernel says of one side's sockets. Each part is there only when the kernel gave it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Account {
+    /// TCP's figures, for a side with TCP connections.
     pub tcp: Option<Tcp>,
     /// Datagrams dropped on arrival because this side's receive buffer was full.
     pub dropped: Option<u64>,
@@ -25,22 +26,28 @@ pub struct Account {
 /// `TCP_INFO`, summed over the connections of a run (a server's) or of the one connection (a client's).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tcp {
+    /// Connections the figures were read from.
     pub connections: u64,
     /// The smoothed round-trip time and its variance, of the last connection read.
     pub srtt: Duration,
+    /// The variance of the round-trip estimate.
     pub rttvar: Duration,
     /// Segments sent again, in all.
     pub retransmitted: u64,
     /// Segments the kernel takes to be lost, at the time it was asked.
     pub lost: u64,
+    /// The largest segment sent.
     pub mss: u32,
+    /// The largest packet the path carries, as TCP knows it.
     pub path_mtu: u32,
 }
 
 /// One ICMP error: what it said and which host sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Icmp {
+    /// What the error said, in words.
     pub what: &'static str,
+    /// The host that sent it.
     pub from: Option<IpAddr>,
 }
 

@@ -19,8 +19,20 @@ pub const BATCH: usize = 64;
 /// must come from for a connected client to take it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Local {
-    V4 { addr: Ipv4Addr, ifindex: i32 },
-    V6 { addr: Ipv6Addr, ifindex: u32 },
+    /// An IPv4 address, and the interface the datagram came in on.
+    V4 {
+        /// The address.
+        addr: Ipv4Addr,
+        /// The interface.
+        ifindex: i32,
+    },
+    /// An IPv6 address, and the interface the datagram came in on.
+    V6 {
+        /// The address.
+        addr: Ipv6Addr,
+        /// The interface.
+        ifindex: u32,
+    },
 }
 
 /// Room for one datagram's control messages: a pktinfo and a drop count, with headers and padding.

@@ -39,8 +39,11 @@ use stream::{Listener, Stream};
 /// How a transport is to behave, whichever its kind.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// The socket kind.
     pub proto: Proto,
+    /// How a stream is cut into messages (datagrams are one each).
     pub framing: Framing,
+    /// The largest message, in bytes.
     pub max_message: usize,
     /// Most peers at once (stream connections or datagram addresses).
     pub max_peers: usize,
@@ -124,16 +127,24 @@ pub struct PeerId {
 /// What happened on the sockets, in the order it happened.
 #[derive(Debug)]
 pub enum Event {
+    /// A new peer: a connection accepted, or a datagram from a new address.
     Connected(PeerId),
+    /// A whole message from a peer.
     Message(PeerId, Vec<u8>),
+    /// A peer is gone; `name` is how it was shown.
     Closed {
+        /// The peer; its id is never given to another peer.
         peer: PeerId,
+        /// Its name as output showed it.
         name: String,
+        /// Why it went.
         reason: Closed,
     },
     /// A datagram the kernel refused as too big (EMSGSIZE): not sent, and the peer is still there.
     NotSent {
+        /// The peer it was for.
         peer: PeerId,
+        /// What the kernel said.
         reason: io::Error,
     },
 }
@@ -175,8 +186,11 @@ macro_rules! either {
 
 /// A server's or a client's sockets: streams (either side), or a datagram server or client.
 pub enum Transport {
+    /// Stream sockets, TCP or Unix: a listener and its connections, or one connection.
     Stream(Streams),
+    /// A datagram socket serving every peer that writes to it.
     DatagramServer(DatagramServer),
+    /// A datagram socket connected to its server.
     DatagramClient(DatagramClient),
 }
 

@@ -11,8 +11,11 @@ use crate::proto::{Endpoint, Proto};
 
 /// A connected socket (for a datagram kind: one with its peer set).
 pub enum Plain {
+    /// A TCP connection.
     Tcp(TcpStream),
+    /// A UDP socket connected to the server.
     Udp(UdpSocket),
+    /// A Unix stream connection.
     Unix(UnixStream),
     /// With the file it is bound to, if any, removed with it.
     Unixgram(UnixDatagram, Option<SocketFile>),
