@@ -47,21 +47,6 @@ table ip netpair_real {
     tcp sport $port numgen random mod $loss == 0 counter name tcp_dropped drop
   }
 }
-table ip netpair_real {
-  counter udp_in { }
-  counter udp_out { }
-  counter tcp_dropped { }
-  chain input {
-    type filter hook input priority 0; policy accept;
-    udp dport $port meta length < 200 numgen random mod $loss == 0 counter name udp_in drop
-    tcp dport $port numgen random mod $loss == 0 counter name tcp_dropped drop
-  }
-  chain output {
-    type filter hook output priority 0; policy accept;
-    udp sport $port meta length < 200 numgen random mod $loss == 0 counter name udp_out drop
-    tcp sport $port numgen random mod $loss == 0 counter name tcp_dropped drop
-  }
-}
 EOF
 packets() { "${in_srv[@]}" nft list counter ip netpair_real "$1" | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
 
