@@ -19,6 +19,17 @@ pub const WAKER: Token = Token(1);
 /// SIGINT and SIGTERM.
 pub const SIGNALS: Token = Token(2);
 
+/// Runs `each` on a thread of its own for every one of `signals` that comes, from now on: for the
+/// commands that run no event loop of their own on the main thread (`compare`, `bench`).
+pub fn on_signals(signals: &[i32], mut each: impl FnMut() + Send + 'static) -> Result<()> {
+    let mut caught = signal_hook::iterator::Signals::new(signals).map_err(|e| Error::io("catching signals", e))?;
+    std::thread::Builder::new()
+        .name("netpair-signals".into())
+        .spawn(move || caught.forever().for_each(|_| each()))
+        .map_err(|e| Error::io("starting the signal thread", e))?;
+    Ok(())
+}
+
 /// A poll with a transport, stdin and signals registered on it.
 pub struct EventLoop {
     /// The poll itself, for the loop to wait on and register with.

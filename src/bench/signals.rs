@@ -6,11 +6,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Result, exit};
+use crate::event_loop::on_signals;
 use crate::net::SocketFile;
 
 /// The signals that stop a bench. SIGQUIT keeps its default (a core dump is what it asks for).
@@ -28,20 +28,14 @@ impl Signals {
     /// Catches the stopping signals from now on; `dir` is the run's temporary directory, which
     /// need not exist yet (catch first, then create it, so that no signal can leave it behind).
     pub fn catch(dir: &Path) -> Result<Signals> {
-        let mut caught = signal_hook::iterator::Signals::new(STOPPING).map_err(|e| Error::io("catching signals", e))?;
         let interrupted = Arc::new(AtomicBool::new(false));
         let files: Arc<Mutex<Vec<SocketFile>>> = Arc::default();
         let (flag, guarded, dir) = (interrupted.clone(), files.clone(), dir.to_path_buf());
-        thread::Builder::new()
-            .name("netpair-signals".into())
-            .spawn(move || {
-                for _ in caught.forever() {
-                    if flag.swap(true, Ordering::SeqCst) {
-                        stop_now(&dir, &guarded);
-                    }
-                }
-            })
-            .map_err(|e| Error::io("starting the signal thread", e))?;
+        on_signals(&STOPPING, move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                stop_now(&dir, &guarded);
+            }
+        })?;
         Ok(Signals { interrupted, files })
     }
 

@@ -126,20 +126,12 @@ pub fn run(config: &CompareConfig) -> Result<()> {
 /// shown. Removes the run's socket directory and exits with the status for that (3), at once.
 fn on_signal_remove(dir: &Path) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| Error::io("catching signals", e))?;
     let dir = dir.to_path_buf();
-    thread::Builder::new()
-        .name("netpair-signals".into())
-        .spawn(move || {
-            if signals.forever().next().is_some() {
-                let _ = std::fs::remove_dir_all(&dir);
-                let _ = io::stderr().write_all(b"netpair: interrupted: the comparison was not finished\n");
-                std::process::exit(i32::from(crate::error::exit::LOST));
-            }
-        })
-        .map_err(|e| Error::io("starting the signal thread", e))?;
-    Ok(())
+    crate::event_loop::on_signals(&[SIGINT, SIGTERM], move || {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = io::stderr().write_all(b"netpair: interrupted: the comparison was not finished\n");
+        std::process::exit(i32::from(crate::error::exit::LOST));
+    })
 }
 
 fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured> {
