@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::framing::Framing;
 use crate::proto::{Endpoint, Proto};
 use datagram::Dgram;
+use datagram::Side as _;
 use socket::{Buffer, UnixName, bind_unix, client_name, deepen_backlog, first_ok, widen_buffer};
 use stream::{Listener, Stream};
 

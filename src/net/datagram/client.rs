@@ -9,7 +9,7 @@ use std::time::Duration;
 use log::{debug, info};
 use mio::Registry;
 
-use super::{Core, Dgram, Outgoing};
+use super::{Core, Dgram, Outgoing, Side};
 use crate::framing::strip_line_end;
 use crate::net::kernel::Account;
 use crate::net::line_ends::LineEnds;
@@ -217,40 +217,13 @@ impl DatagramClient {
         }
     }
 
-    fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
-        self.send_queued(out);
-        self.core.watch(registry);
-    }
-
-    pub(in crate::net) fn flush_all(&mut self, registry: &Registry, out: &mut Vec<Event>) {
-        if !self.core.outbox.queue.is_empty() && !self.core.outbox.wants_write {
-            self.flush(registry, out);
-        }
-    }
-
     pub(in crate::net) fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
         if self.core.unread {
             self.read(registry, out);
         }
     }
 
-    pub(in crate::net) fn has_unread(&self) -> bool {
-        self.core.has_unread()
-    }
-
     pub(in crate::net) fn tick(&mut self, _registry: &Registry, _idle: Option<Duration>, _out: &mut Vec<Event>) {}
-
-    pub(in crate::net) fn recycle(&mut self, message: Vec<u8>) {
-        self.core.pool.give(message);
-    }
-
-    pub(in crate::net) fn stop_reading(&mut self, _registry: &Registry) {
-        self.core.stopped = true;
-    }
-
-    pub(in crate::net) fn has_output(&self) -> bool {
-        !self.core.outbox.queue.is_empty()
-    }
 
     pub(in crate::net) fn peer_name(&self, id: PeerId) -> &str {
         if id == Transport::server() && !self.gone { &self.server_name } else { "(gone)" }
@@ -269,12 +242,18 @@ impl DatagramClient {
         }
         account
     }
+}
 
-    pub(in crate::net) fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.core.local_addr()
+impl Side for DatagramClient {
+    fn core(&self) -> &Core {
+        &self.core
     }
 
-    pub(in crate::net) fn local_name(&self) -> String {
-        self.core.local_name()
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    fn send_queued(&mut self, out: &mut Vec<Event>) {
+        DatagramClient::send_queued(self, out);
     }
 }

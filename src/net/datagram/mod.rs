@@ -24,7 +24,7 @@ use socket2::SockAddr;
 use super::mmsg::{self, Local, Senders};
 use super::pool::Pool;
 use super::socket::UnixBound;
-use super::{HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
+use super::{Event, HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
 use crate::sys;
 
 /// On a UDP socket bound to every address (`0.0.0.0`, `::`), asks the kernel to say which address
@@ -256,8 +256,55 @@ impl Outbox {
     }
 }
 
+/// What a datagram server and a client do alike with their [`Core`]; each names its core and how it
+/// sends what is queued, and has the rest from here.
+pub(in crate::net) trait Side {
+    fn core(&self) -> &Core;
+    fn core_mut(&mut self) -> &mut Core;
+    /// Sends the queued datagrams, dealing with the errors the way this side does.
+    fn send_queued(&mut self, out: &mut Vec<Event>);
+
+    /// Sends what is queued and asks for WRITABLE while some is left.
+    fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        self.send_queued(out);
+        self.core_mut().watch(registry);
+    }
+
+    /// At the end of a turn: sends the turn's datagrams, unless the socket said it is full.
+    fn flush_all(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        let outbox = &self.core().outbox;
+        if !outbox.queue.is_empty() && !outbox.wants_write {
+            self.flush(registry, out);
+        }
+    }
+
+    fn has_unread(&self) -> bool {
+        self.core().has_unread()
+    }
+
+    fn recycle(&mut self, message: Vec<u8>) {
+        self.core_mut().pool.give(message);
+    }
+
+    fn stop_reading(&mut self, _registry: &Registry) {
+        self.core_mut().stopped = true;
+    }
+
+    fn has_output(&self) -> bool {
+        !self.core().outbox.queue.is_empty()
+    }
+
+    fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.core().local_addr()
+    }
+
+    fn local_name(&self) -> String {
+        self.core().local_name()
+    }
+}
+
 /// What a datagram server and client share: the socket, its buffers, and the reading state.
-struct Core {
+pub(in crate::net) struct Core {
     sock: Dgram,
     tokens: Tokens,
     /// The kernel tells of drops (with each datagram after one; none told means none).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 use mio::Registry;
 
-use super::{Core, DATAGRAM_BUDGET, Dgram, Outgoing, PeerKey};
+use super::{Core, DATAGRAM_BUDGET, Dgram, Outgoing, PeerKey, Side};
 use crate::error::describe;
 use crate::framing::strip_line_end;
 use crate::net::kernel::Account;
@@ -219,25 +219,10 @@ impl DatagramServer {
         }
     }
 
-    fn flush(&mut self, registry: &Registry, out: &mut Vec<Event>) {
-        self.send_queued(out);
-        self.core.watch(registry);
-    }
-
-    pub(in crate::net) fn flush_all(&mut self, registry: &Registry, out: &mut Vec<Event>) {
-        if !self.core.outbox.queue.is_empty() && !self.core.outbox.wants_write {
-            self.flush(registry, out);
-        }
-    }
-
     pub(in crate::net) fn read_unread(&mut self, _registry: &Registry, out: &mut Vec<Event>) {
         if self.core.unread {
             self.read(out);
         }
-    }
-
-    pub(in crate::net) fn has_unread(&self) -> bool {
-        self.core.has_unread()
     }
 
     pub(in crate::net) fn tick(&mut self, _registry: &Registry, idle: Option<Duration>, out: &mut Vec<Event>) {
@@ -261,18 +246,6 @@ impl DatagramServer {
         }
     }
 
-    pub(in crate::net) fn recycle(&mut self, message: Vec<u8>) {
-        self.core.pool.give(message);
-    }
-
-    pub(in crate::net) fn stop_reading(&mut self, _registry: &Registry) {
-        self.core.stopped = true;
-    }
-
-    pub(in crate::net) fn has_output(&self) -> bool {
-        !self.core.outbox.queue.is_empty()
-    }
-
     pub(in crate::net) fn peer_name(&self, id: PeerId) -> &str {
         self.peers.get(id).map_or("(gone)", |p| p.name.as_str())
     }
@@ -284,12 +257,18 @@ impl DatagramServer {
     pub(in crate::net) fn account(&self) -> Account {
         Account { dropped: self.core.dropped(&self.senders), ..Account::default() }
     }
+}
 
-    pub(in crate::net) fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.core.local_addr()
+impl Side for DatagramServer {
+    fn core(&self) -> &Core {
+        &self.core
     }
 
-    pub(in crate::net) fn local_name(&self) -> String {
-        self.core.local_name()
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    fn send_queued(&mut self, out: &mut Vec<Event>) {
+        DatagramServer::send_queued(self, out);
     }
 }
