@@ -229,6 +229,73 @@ pub enum Config {
     Compare(CompareConfig),
     /// `netpair bench`.
     Bench(BenchConfig),
+    /// `netpair lab`.
+    Lab(LabConfig),
     /// Text made from the command line's own definitions (shell completions, the manual page), for stdout.
     Print(Vec<u8>),
+}
+
+/// What the lab's link does to the packets crossing it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Impairments {
+    /// Packets dropped at random on the way to the server, in hundredths of a percent (0 to 10,000).
+    pub loss_to_server: u32,
+    /// The same, on the way back to the client.
+    pub loss_to_client: u32,
+    /// Packets duplicated at random, each way, in hundredths of a percent.
+    pub dup: u32,
+    /// The MTU of the link between the router and the server (the client's link keeps 1,500).
+    pub mtu: Option<u32>,
+    /// IP fragments dropped, each way.
+    pub drop_fragments: bool,
+    /// The ICMP errors that carry path-MTU news ("fragmentation needed", "packet too big") dropped.
+    pub block_icmp: bool,
+    /// A firewall on the path in front of the server's port.
+    pub firewall: Option<Firewall>,
+    /// A policer: packets per second let through each way, the rest dropped.
+    pub rate: Option<u32>,
+    /// Delay each way (needs the kernel's netem).
+    pub delay: Option<Duration>,
+    /// Variation of the delay (needs netem).
+    pub jitter: Option<Duration>,
+    /// Packets sent out of order, in hundredths of a percent (needs netem).
+    pub reorder: u32,
+}
+
+/// What a firewall in front of the server's port does to what is sent to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firewall {
+    /// Nothing comes back: the sender waits.
+    Drop,
+    /// A TCP reset, or an ICMP "port unreachable", comes back at once.
+    Reject,
+}
+
+/// Settings for `netpair lab`.
+#[derive(Debug)]
+pub struct LabConfig {
+    /// What the link does.
+    pub impairments: Impairments,
+    /// What to do in it.
+    pub action: LabAction,
+}
+
+/// What `netpair lab` does once the network is built.
+#[derive(Debug)]
+pub enum LabAction {
+    /// Leave it standing, with no server, for hands-on use.
+    Up,
+    /// Remove a standing lab and any left over from a killed run.
+    Down,
+    /// Run this command in the client's namespace against a server in the server's.
+    Run {
+        /// The command, checked, already pointed at the lab's server.
+        command: Box<Config>,
+        /// The command's own words, for the report.
+        words: Vec<String>,
+        /// The command's output is JSON (`--json`).
+        json: bool,
+    },
+    /// Wait for stdin to close, then remove the lab of this process (the run's janitor).
+    CleanAfter(u32),
 }

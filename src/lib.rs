@@ -11,7 +11,8 @@
 //! 4. [`event_loop`]: the poll, its fixed tokens, signals and the stdin waker;
 //! 5. [`report`]: every line the user sees;
 //! 6. [`server`] and [`client`]: the two event loops, written once against `net`;
-//! 7. [`compare`] and [`bench`]: commands built on the server and the client;
+//! 7. [`compare`] and [`bench`]: commands built on the server and the client; [`lab`], which builds
+//!    a network of namespaces and runs the server and one of the others across it;
 //! 8. [`cli`]: the command line, the only user of clap; it builds a [`config::Config`] for [`run`].
 #![deny(rust_2018_idioms)]
 
@@ -24,6 +25,7 @@ pub mod error;
 pub mod event_loop;
 pub mod framing;
 pub mod json;
+pub mod lab;
 pub mod net;
 pub mod proto;
 pub mod report;
@@ -38,9 +40,9 @@ use std::io::{self, Write};
 
 use log::warn;
 
-use crate::config::{Common, Config};
+use crate::config::Config;
 use crate::error::{Result, exit};
-use crate::report::Report;
+use crate::report::{report_for, with_json_error};
 
 /// Runs a checked command line; returns the exit status.
 pub fn run(config: Config) -> Result<u8> {
@@ -66,13 +68,14 @@ pub fn run(config: Config) -> Result<u8> {
             Ok(summary.exit_status())
         }
         Config::Bench(config) => bench::run(&config),
+        Config::Lab(config) => lab::run(config),
         Config::Compare(config) => {
             // The in-process servers' warnings (an oversized probe dropped, say) are part of the
             // measurement, not news: keep them out of the table unless -v asked for them.
             if log::max_level() <= log::LevelFilter::Warn {
                 log::set_max_level(log::LevelFilter::Error);
             }
-            compare::run(&config).map(|()| exit::OK)
+            compare::run(&config).map(|_| exit::OK)
         }
         Config::Print(text) => {
             let mut out = io::stdout().lock();
@@ -80,21 +83,4 @@ pub fn run(config: Config) -> Result<u8> {
             Ok(exit::OK)
         }
     }
-}
-
-fn report_for(common: &Common) -> Report {
-    let mut report = Report::new(common.proto, common.json, common.prompt);
-    report.set_quiet(common.quiet);
-    report
-}
-
-/// With `--json`, a fatal error is also an event on stdout.
-fn with_json_error<T>(common: &Common, result: Result<T>) -> Result<T> {
-    if let Err(err) = &result
-        && common.json
-        && !err.is_broken_pipe()
-    {
-        let _ = report_for(common).error(err);
-    }
-    result
 }

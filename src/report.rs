@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::Quiet;
+use crate::config::{Common, Quiet};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::net::Closed;
@@ -484,6 +484,24 @@ impl Recording {
             _ => None,
         })
     }
+}
+
+/// The report of a command run from the command line: on stdout and stderr, as quiet as asked.
+pub fn report_for(common: &Common) -> Report {
+    let mut report = Report::new(common.proto, common.json, common.prompt);
+    report.set_quiet(common.quiet);
+    report
+}
+
+/// With `--json`, a fatal error is also an event on stdout.
+pub fn with_json_error<T>(common: &Common, result: Result<T>) -> Result<T> {
+    if let Err(err) = &result
+        && common.json
+        && !err.is_broken_pipe()
+    {
+        let _ = report_for(common).error(err);
+    }
+    result
 }
 
 #[cfg(test)]

@@ -10,8 +10,16 @@ use common::{netpair, run};
 use netpair::error::exit;
 
 /// The top level (no subcommand) and each subcommand.
-const COMMANDS: [Option<&str>; 7] =
-    [None, Some("server"), Some("client"), Some("compare"), Some("bench"), Some("completions"), Some("man")];
+const COMMANDS: [Option<&str>; 8] = [
+    None,
+    Some("server"),
+    Some("client"),
+    Some("compare"),
+    Some("bench"),
+    Some("lab"),
+    Some("completions"),
+    Some("man"),
+];
 
 #[test]
 fn help_matches_the_snapshots() {

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["event_loop"],
     &["report"],
     &["server", "client"],
-    &["compare", "bench"],
+    &["compare", "bench", "lab"],
     &["cli"],
     &["lib", "main"],
 ];

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Subcommand};
 
 use super::examples;
-use super::values::{Prompt, parse_duration, parse_size, port_to_connect};
-use crate::config::Reply;
+use super::values::{Prompt, parse_duration, parse_loss, parse_percent, parse_rate, parse_size, port_to_connect};
+use crate::config::{Firewall, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -32,6 +32,18 @@ pub(super) enum Command {
     /// Measure round-trip latency and throughput, against an in-process server or a running one.
     #[command(after_help = examples::after_help("bench"))]
     Bench(BenchArgs),
+    /// Run compare, bench or client across a network of namespaces that loses, duplicates, fragments
+    /// or firewalls packets (root).
+    ///
+    /// The lab is three network namespaces on this machine: a client, a router and a server, joined by
+    /// two veth links (10.88.1.0/24 and fd88:1::/64 on the client's side, 10.88.2.0/24 and fd88:2::/64
+    /// on the server's). The router's nftables rules make the impairments and count what they did.
+    /// netpair starts a tcp and udp server on 10.88.2.2 and fd88:2::2, port 5001, runs the command in
+    /// the client's namespace against it, then prints what the router counted and whether that
+    /// reconciles with netpair's own counts. Everything is removed at the end, on Ctrl-C or SIGTERM,
+    /// and, after a kill, by the next run. Nothing outside the three namespaces is touched.
+    #[command(after_help = examples::after_help("lab"))]
+    Lab(LabArgs),
     /// Print a shell's completion script for netpair on stdout.
     #[command(after_help = examples::after_help("completions"))]
     Completions(CompletionsArgs),
@@ -222,6 +234,60 @@ pub(super) struct BenchArgs {
     pub(super) json: bool,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
+}
+
+/// `netpair lab`.
+#[derive(Debug, Args)]
+pub(super) struct LabArgs {
+    /// Packets the router drops at random: one share for each way (10%), or two, to the server and
+    /// back (5%,0%).
+    #[arg(long, value_name = "PCT[,PCT]", value_parser = parse_loss)]
+    pub(super) loss: Option<(u32, u32)>,
+    /// Packets the router duplicates at random, each way.
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub(super) dup: Option<u32>,
+    /// The MTU of the link between the router and the server (the client's link keeps 1500): larger
+    /// packets are fragmented or, with the don't-fragment bit, refused with an ICMP error.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1280..=65535))]
+    pub(super) mtu: Option<u32>,
+    /// The router drops every IP fragment, each way.
+    #[arg(long)]
+    pub(super) drop_fragments: bool,
+    /// The router drops the ICMP errors that carry path-MTU news ("fragmentation needed", "packet too
+    /// big"): a path-MTU black hole.
+    #[arg(long)]
+    pub(super) block_icmp: bool,
+    /// A firewall on the router in front of the server's port.
+    #[arg(long, value_enum)]
+    pub(super) firewall: Option<Firewall>,
+    /// The same as --firewall reject: the closed port answers at once instead of with silence.
+    #[arg(long, conflicts_with = "firewall")]
+    pub(super) reject: bool,
+    /// A policer on the router: at most N packets per second each way, the rest dropped.
+    #[arg(long, value_name = "N/s", value_parser = parse_rate)]
+    pub(super) rate: Option<u32>,
+    /// Delay each way (needs the kernel's netem queueing discipline).
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) delay: Option<Duration>,
+    /// Variation of the delay (needs netem).
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) jitter: Option<Duration>,
+    /// Packets sent out of order (needs netem).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub(super) reorder: Option<u32>,
+    /// The command reaches the server at its IPv6 address (fd88:2::2) instead of 10.88.2.2.
+    #[arg(long)]
+    pub(super) ipv6: bool,
+    /// Wait for stdin to close, then remove the lab of process PID (the janitor of a run).
+    #[arg(long, value_name = "PID", hide = true)]
+    pub(super) clean_after: Option<u32>,
+    #[command(flatten)]
+    pub(super) verbosity: Verbosity,
+    /// `up` (leave the lab standing), `down` (remove it and any leftovers), or the command to run in
+    /// the client's namespace, with its own options: compare, bench or client. The lab points it at
+    /// its server (tcp and udp on port 5001): do not give it --host, --port or --connect.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub(super) command: Vec<String>,
 }
 
 /// `netpair completions`.

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Cli;
-use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, ServerArgs, Talk};
+use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, LabArgs, ServerArgs, Talk};
 use crate::compare;
 use crate::config::{
-    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, Quiet, Remote, ServerConfig, Stop,
-    UDP_MAX, default_max_message, udp_max,
+    BenchConfig, ClientConfig, Common, CompareConfig, Config, Firewall, Impairments, LINE_MAX, LabAction, LabConfig,
+    Listen, Quiet, Remote, ServerConfig, Stop, UDP_MAX, default_max_message, udp_max,
 };
 use crate::error::{Error, Result};
 use crate::proto::{Endpoint, Proto};
@@ -28,6 +28,7 @@ impl Cli {
             Command::Client(args) => Config::Client(client(args)?),
             Command::Compare(args) => Config::Compare(compare(args)?),
             Command::Bench(args) => Config::Bench(bench(args)?),
+            Command::Lab(args) => lab(args)?,
             Command::Completions(args) => Config::Print(super::generate::completions(args.shell)),
             Command::Man => Config::Print(super::generate::man()),
         })
@@ -257,6 +258,96 @@ fn positive(value: usize, flag: &str) -> Result<usize> {
         return Err(Error::Usage(format!("{flag} must be more than 0")));
     }
     Ok(value)
+}
+
+/// `netpair lab`: the impairments, and what to do with the lab (the command's own words checked as
+/// that command's, pointed at the lab's server).
+fn lab(args: LabArgs) -> Result<Config> {
+    let (loss_to_server, loss_to_client) = args.loss.unwrap_or((0, 0));
+    let impairments = Impairments {
+        loss_to_server,
+        loss_to_client,
+        dup: args.dup.unwrap_or(0),
+        mtu: args.mtu,
+        drop_fragments: args.drop_fragments,
+        block_icmp: args.block_icmp,
+        firewall: if args.reject { Some(Firewall::Reject) } else { args.firewall },
+        rate: args.rate,
+        delay: args.delay,
+        jitter: args.jitter,
+        reorder: args.reorder.unwrap_or(0),
+    };
+    if impairments.jitter.is_some() && impairments.delay.is_none() {
+        return usage("--jitter varies a --delay: give --delay too".into());
+    }
+    let action = match (args.clean_after, args.command.split_first()) {
+        (Some(pid), _) => LabAction::CleanAfter(pid),
+        (None, None) => {
+            return usage("lab needs a command: up, down, or compare, bench or client to run in it".into());
+        }
+        (None, Some((first, rest))) => match first.as_str() {
+            "up" | "down" if !rest.is_empty() => {
+                return usage(format!("lab {first} takes no words after it, not `{}`", rest.join(" ")));
+            }
+            "up" => LabAction::Up,
+            "down" => LabAction::Down,
+            "compare" | "bench" | "client" => lab_command(first, rest, args.ipv6)?,
+            other => {
+                return usage(format!(
+                    "lab runs compare, bench or client (it starts the server itself), or up or down; not `{other}`"
+                ));
+            }
+        },
+    };
+    if matches!(action, LabAction::Down) && impairments != Impairments::default() {
+        return usage("lab down takes no impairments".into());
+    }
+    Ok(Config::Lab(LabConfig { impairments, action }))
+}
+
+/// The command to run in the lab, parsed as `netpair COMMAND WORDS…` would be, with the lab's
+/// server as its destination.
+fn lab_command(command: &str, words: &[String], ipv6: bool) -> Result<LabAction> {
+    for word in words {
+        let flag = word.split('=').next().unwrap_or(word);
+        if ["--host", "--port", "--connect", "--path"].contains(&flag) {
+            return usage(format!(
+                "the lab points {command} at its own server: leave out {flag} (--ipv6 picks the server's IPv6 address)"
+            ));
+        }
+    }
+    let host = if ipv6 { crate::lab::SERVER_ADDRESS_V6 } else { crate::lab::SERVER_ADDRESS };
+    let port = crate::lab::PORT.to_string();
+    let target: Vec<&str> = match command {
+        "compare" | "bench" => vec!["--connect", "--host", host, "--port", &port],
+        _ => vec!["--host", host, "--port", &port],
+    };
+    let all = ["netpair", command].into_iter().chain(target).map(str::to_string).chain(words.iter().cloned());
+    let config = match Cli::from_args(all) {
+        Ok(cli) => cli.into_config()?,
+        Err(err) if err.use_stderr() => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            return usage(format!("lab {command}: {}", first.strip_prefix("error: ").unwrap_or(first)));
+        }
+        // --help or --version of the command: printed as it would be outside the lab.
+        Err(err) => Config::Print(err.render().ansi().to_string().into_bytes()),
+    };
+    let (unix, json) = match &config {
+        Config::Client(c) => (c.common.proto.is_unix(), c.common.json),
+        Config::Bench(b) => (b.protos.iter().any(|p| p.is_unix()), b.json),
+        Config::Compare(c) => (false, c.json),
+        _ => (false, false),
+    };
+    if unix {
+        return usage("Unix sockets do not cross the lab's network: the lab runs tcp and udp".into());
+    }
+    let words = [command.to_string()].into_iter().chain(words.iter().cloned()).collect();
+    Ok(LabAction::Run { command: Box::new(config), words, json })
+}
+
+fn usage<T>(text: String) -> Result<T> {
+    Err(Error::Usage(text))
 }
 
 #[cfg(test)]

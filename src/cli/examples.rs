@@ -44,6 +44,22 @@ const COMPARE: &[Example] = &[
     example("netpair compare --json > compare.json", "The same measurements as one JSON object, for a script"),
 ];
 
+const LAB: &[Example] = &[
+    example(
+        "netpair lab --loss 10% compare --messages 200",
+        "As root: TCP and UDP across a link losing 1 packet in 10 each way; then what the router counted",
+    ),
+    example(
+        "netpair lab --mtu 1280 --drop-fragments client --proto udp < lines.txt",
+        "A UDP client across a link that drops fragments: lines over 1,252 bytes get no reply",
+    ),
+    example(
+        "netpair lab --firewall drop up",
+        "Leave the lab standing, a firewall dropping port 5001; it says what to type",
+    ),
+    example("netpair lab down", "Remove a standing lab, and anything a killed run left behind"),
+];
+
 const BENCH: &[Example] = &[
     example(
         "netpair bench --duration 1s",
@@ -86,6 +102,7 @@ pub(super) fn of(name: &str) -> &'static [Example] {
         "client" => CLIENT,
         "compare" => COMPARE,
         "bench" => BENCH,
+        "lab" => LAB,
         "completions" => COMPLETIONS,
         "man" => MAN,
         _ => &[],

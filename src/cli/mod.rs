@@ -63,6 +63,7 @@ impl Cli {
             Command::Client(args) => &args.verbosity,
             Command::Compare(args) => &args.verbosity,
             Command::Bench(args) => &args.verbosity,
+            Command::Lab(args) => &args.verbosity,
             Command::Completions(_) | Command::Man => return (0, 0),
         };
         (v.verbose, v.quiet)

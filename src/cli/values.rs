@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
-use crate::config::Reply;
+use crate::config::{Firewall, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -85,6 +85,39 @@ pub(super) fn port_to_connect(text: &str) -> Result<u16, String> {
     }
 }
 
+/// A percentage (`10%`, `0.5`, `2.25%`) in hundredths of a percent, from 0 to 100%.
+pub(super) fn parse_percent(text: &str) -> Result<u32, String> {
+    let number = text.trim().strip_suffix('%').unwrap_or(text.trim());
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(fraction.is_empty() || digits(fraction)) || fraction.len() > 2 {
+        return Err(format!("`{text}` is not a percentage with at most two decimals (10%, 0.5%)"));
+    }
+    let hundredths = whole.parse::<u32>().ok().and_then(|w| w.checked_mul(100)).unwrap_or(u32::MAX)
+        + format!("{fraction:0<2}").parse::<u32>().unwrap_or(0);
+    if hundredths > 10_000 {
+        return Err(format!("`{text}` is over 100%"));
+    }
+    Ok(hundredths)
+}
+
+/// `--loss`: one percentage for both ways, or two (to the server, then back).
+pub(super) fn parse_loss(text: &str) -> Result<(u32, u32), String> {
+    match text.split_once(',') {
+        Some((to_server, to_client)) => Ok((parse_percent(to_server)?, parse_percent(to_client)?)),
+        None => parse_percent(text).map(|both| (both, both)),
+    }
+}
+
+/// `--rate`: packets per second, `500/s` or `500`.
+pub(super) fn parse_rate(text: &str) -> Result<u32, String> {
+    let number = text.strip_suffix("/s").unwrap_or(text);
+    match number.parse::<u32>() {
+        Ok(0) | Err(_) => Err(format!("`{text}` is not a number of packets per second over 0 (500/s)")),
+        Ok(rate) => Ok(rate),
+    }
+}
+
 /// When to print the ` ? ` prompt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum Prompt {
@@ -128,6 +161,22 @@ impl ValueEnum for Framing {
                 .help(r"One line is one message; `\n` or `\r\n` ends it and is not part of it"),
             Framing::Raw => PossibleValue::new("raw")
                 .help("One read is one message, as in the tutorial: TCP may merge or split them"),
+        })
+    }
+}
+
+impl ValueEnum for Firewall {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Firewall::Drop, Firewall::Reject]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Firewall::Drop => {
+                PossibleValue::new("drop").help("Silence: a TCP connect waits, a UDP message gets no reply")
+            }
+            Firewall::Reject => PossibleValue::new("reject")
+                .help("A TCP reset, or an ICMP \"port unreachable\" for UDP, comes back at once"),
         })
     }
 }

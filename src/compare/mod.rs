@@ -96,8 +96,8 @@ struct Measured {
     kernel: crate::net::kernel::Account,
 }
 
-/// Runs the comparison and prints the table (or one JSON document).
-pub fn run(config: &CompareConfig) -> Result<()> {
+/// Runs the comparison and prints the table (or one JSON document); returns each kind's conversation.
+pub fn run(config: &CompareConfig) -> Result<Vec<(Proto, Summary)>> {
     // Signals first: from the moment the directory exists, a signal must not leave it behind.
     on_signal_remove(&SocketDir::path_for("compare"))?;
     let dir = SocketDir::new("compare")?;
@@ -119,7 +119,8 @@ pub fn run(config: &CompareConfig) -> Result<()> {
     let text =
         if config.json { render::json(&results, &place) } else { render::table(&results, config.lines.len(), &place) };
     let mut out = io::stdout();
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
+    Ok(results.into_iter().map(|(proto, m)| (proto, m.summary)).collect())
 }
 
 /// SIGINT or SIGTERM mid-run: the table is not finished, so nothing was measured that could be
