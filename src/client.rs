@@ -20,6 +20,8 @@ use crate::upper::{MAX_GROWTH, upper};
 
 /// Timed-out messages remembered so their replies can still be recognised as late.
 const OVERDUE_KEPT: usize = 1024;
+/// Answered messages remembered so a second reply to one can be told from the awaited one's.
+const ANSWERED_KEPT: usize = 64;
 
 /// A message sent and not yet answered.
 struct Pending {
@@ -36,6 +38,8 @@ struct Client {
     lines: Receiver<Input>,
     waiting: Option<Pending>,
     overdue: VecDeque<Pending>,
+    /// The last messages answered (datagrams only: a stream never duplicates).
+    answered: VecDeque<Pending>,
     summary: Summary,
     line_no: u64,
     input_done: bool,
@@ -77,6 +81,7 @@ pub fn run(
         lines,
         waiting: None,
         overdue: VecDeque::new(),
+        answered: VecDeque::new(),
         summary: Summary::default(),
         line_no: 0,
         input_done: false,
@@ -259,6 +264,17 @@ impl Client {
         Ok(())
     }
 
+    /// Keeps an answered message, to know a duplicate of its reply (datagrams only).
+    fn remember(&mut self, pending: Pending) -> Result<()> {
+        if !self.transport.is_ordered() {
+            if self.answered.len() == ANSWERED_KEPT {
+                self.answered.pop_front();
+            }
+            self.answered.push_back(pending);
+        }
+        Ok(())
+    }
+
     /// Matches a reply to its message. Streams answer in order, so the oldest unanswered message is
     /// the one; datagrams may be lost or reordered, so a reply that fits an overdue message's content
     /// (its uppercase or echo) and not the awaited one's is taken as that message's late reply.
@@ -281,21 +297,30 @@ impl Client {
             (!self.overdue.is_empty()).then_some(0)
         } else if self.waiting.as_ref().is_some_and(fits) {
             None
+        } else if let Some(i) = self.overdue.iter().position(fits) {
+            Some(i)
+        } else if let Some(seq) = self.answered.iter().rev().find(|p| fits(p)).map(|p| p.seq) {
+            // It fits a message answered already: the network duplicated it (or its request).
+            // Taken as the awaited reply, it would cross every reply after it over by one.
+            self.summary.duplicates += 1;
+            return self.report.duplicate(seq, &reply);
         } else {
             // A reply that fits no message by content (a typed `--reply stdin` line) is taken in
             // order: the oldest overdue message's, never the awaited one's while any is overdue.
-            self.overdue.iter().position(fits).or((!self.overdue.is_empty()).then_some(0))
+            (!self.overdue.is_empty()).then_some(0)
         };
         if let Some(pending) = late_index.and_then(|i| self.overdue.remove(i)) {
             self.summary.late += 1;
-            return self.report.late(pending.seq, &reply, pending.sent_at.elapsed());
+            self.report.late(pending.seq, &reply, pending.sent_at.elapsed())?;
+            return self.remember(pending);
         }
         match self.waiting.take() {
             Some(pending) => {
                 let rtt = pending.sent_at.elapsed();
                 self.summary.received += 1;
                 self.summary.rtts.push(rtt);
-                self.report.reply(pending.seq, &reply, rtt)
+                self.report.reply(pending.seq, &reply, rtt)?;
+                self.remember(pending)
             }
             None => {
                 self.summary.unexpected += 1;

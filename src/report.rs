@@ -61,6 +61,9 @@ pub struct Summary {
     pub not_sent: u64,
     /// Replies that came when no message was waiting for one (a banner, an extra line).
     pub unexpected: u64,
+    /// Replies that came again to a message already answered (datagrams: the network duplicated
+    /// the message or its reply). They fail nothing: every message still has its one reply.
+    pub duplicates: u64,
     /// SIGINT or SIGTERM ended the conversation.
     pub interrupted: bool,
     /// What the kernel says of the client's socket at the end.
@@ -281,6 +284,14 @@ impl Report {
         self.note(format_args!("unexpected reply (no message was waiting for one): {}", escaped(reply)))
     }
 
+    /// A second (or later) reply to message `seq`, already answered: the network duplicated a datagram.
+    pub fn duplicate(&mut self, seq: u64, reply: &[u8]) -> Result<()> {
+        if self.json {
+            return self.event("duplicate", |j| j.int("seq", seq).bytes("reply", reply));
+        }
+        self.note(format_args!("duplicate reply to message {}: {}", grouped(seq), escaped(reply)))
+    }
+
     /// A line that was not sent, and why: a warning, after which the conversation goes on.
     pub fn not_sent(&mut self, line: u64, why: &str) -> Result<()> {
         if self.json {
@@ -295,7 +306,7 @@ impl Report {
         if self.json {
             return self.event("summary", |j| {
                 j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
-                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected);
+                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected).int("duplicates", s.duplicates);
                 j.bool("interrupted", s.interrupted);
                 kernel_json(j, &s.kernel);
                 if let Some((min, median, max)) = spread {
@@ -318,6 +329,9 @@ impl Report {
         }
         if s.unexpected > 0 {
             let _ = write!(text, ", unexpected {}", grouped(s.unexpected));
+        }
+        if s.duplicates > 0 {
+            let _ = write!(text, ", duplicates {}", grouped(s.duplicates));
         }
         if s.interrupted {
             text.push_str(", interrupted");

@@ -316,6 +316,12 @@ fn lab_command(command: &str, words: &[String], ipv6: bool) -> Result<LabAction>
             ));
         }
     }
+    let mut kinds =
+        words.iter().zip(words.iter().skip(1)).filter(|(flag, _)| *flag == "--proto").map(|(_, v)| v.as_str());
+    let given: Vec<&str> = kinds.by_ref().chain(words.iter().filter_map(|w| w.strip_prefix("--proto="))).collect();
+    if given.iter().flat_map(|v| v.split(',')).any(|kind| kind.starts_with("unix") || kind == "seqpacket") {
+        return usage("Unix sockets do not cross the lab's network: the lab runs tcp and udp".into());
+    }
     let host = if ipv6 { crate::lab::SERVER_ADDRESS_V6 } else { crate::lab::SERVER_ADDRESS };
     let port = crate::lab::PORT.to_string();
     let target: Vec<&str> = match command {

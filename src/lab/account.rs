@@ -99,12 +99,13 @@ fn udp(checks: &mut Vec<Check>, n: &Network, s: &Summary, imp: &Impairments) {
         }),
     });
     let arrived = replies - replies_lost.min(replies) + replies_duplicated;
-    let taken = s.received + s.late + s.unexpected;
+    let taken = s.received + s.late + s.duplicates + s.unexpected;
     checks.push(Check {
         said: format!(
-            "udp: {} replies in time + {} late + {} unasked-for = {} replies - {} lost + {} duplicated on the way back",
+            "udp: {} replies in time + {} late + {} duplicates + {} unasked-for = {} replies - {} lost + {} duplicated on the way back",
             grouped(s.received),
             grouped(s.late),
+            grouped(s.duplicates),
             grouped(s.unexpected),
             grouped(replies),
             grouped(replies_lost),

@@ -44,7 +44,7 @@ pub fn run(config: LabConfig) -> Result<u8> {
 fn preflight() -> Result<()> {
     if !rustix::process::geteuid().is_root() {
         return Err(lab_error(
-            "netpair lab needs root (it makes network namespaces and nftables rules): run it with sudo".into(),
+            "it needs root, to make network namespaces and nftables rules (run it with sudo)".into(),
         ));
     }
     for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
@@ -130,9 +130,11 @@ fn build(tag: &str, imp: &Impairments, keep: bool) -> Result<Topology> {
             let mut args = vec!["qdisc", "add", "dev", device, "root", "netem"];
             args.extend(netem.iter().map(String::as_str));
             lab.exec("router", "tc", &args, None).map_err(|err| {
+                let said = err.to_string();
+                let tc = said.rsplit("`: ").next().unwrap_or(&said);
                 lab_error(format!(
                     "--delay, --jitter and --reorder need the kernel's netem queueing discipline (sch_netem), \
-                     which this kernel does not offer ({err})"
+                     which this kernel does not offer (tc: {tc})"
                 ))
             })?;
         }

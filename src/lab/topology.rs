@@ -204,14 +204,12 @@ fn output<S: AsRef<str>>(words: &[S], stdin: Option<&str>) -> Result<String> {
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    let said = String::from_utf8_lossy(&out.stderr);
-    let said = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("it failed, saying nothing").trim();
-    Err(lab_error(format!("`{shown}`: {said}")))
+    Err(lab_error(format!("`{shown}`: {}", first_line(&out.stderr))))
 }
 
-/// A failure to build or run the lab (exit 1).
-pub fn lab_error(what: String) -> Error {
-    Error::io("lab", io::Error::other(what))
+/// A failure to build or run the lab (exit 1): `netpair: error: the lab: WHY`.
+pub fn lab_error(why: String) -> Error {
+    Error::io("the lab", io::Error::other(why))
 }
 
 /// An open namespace, for a thread to move into.
@@ -235,4 +233,10 @@ impl Entry {
         move_into_link_name_space(std::os::fd::AsFd::as_fd(&self.file), Some(LinkNameSpaceType::Network))
             .map_err(|e| Error::io(format!("entering namespace {}", self.name), e.into()))
     }
+}
+
+/// The first line with something on it of what a program said, or that it said nothing.
+pub fn first_line(said: &[u8]) -> String {
+    let said = String::from_utf8_lossy(said);
+    said.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("it failed, saying nothing").to_string()
 }

@@ -86,7 +86,13 @@ fn clip(text: &str) -> String {
 
 /// Runs `command` to the end with `stdin` as its input; kills it and fails the test at the deadline.
 pub fn run(command: Command, stdin: &[u8]) -> Output {
+    run_within(command, stdin, DEADLINE)
+}
+
+/// [`run`], for a command that may take up to `deadline` (a long run across a lossy link).
+pub fn run_within(command: Command, stdin: &[u8], deadline: Duration) -> Output {
     let mut process = Process::spawn(command, Stdio::piped());
+    process.deadline = deadline;
     let input = stdin.to_vec();
     if let Some(mut pipe) = process.stdin.take() {
         // On a thread: a child that stops reading must not block the test past its deadline.
@@ -110,6 +116,8 @@ pub struct Process {
     pub stdin: Option<ChildStdin>,
     stdout: Arc<Captured>,
     stderr: Arc<Captured>,
+    /// How long [`Process::wait`] waits for it to exit.
+    pub deadline: Duration,
 }
 
 /// Bytes read from one of the child's pipes, and whether the pipe has closed.
@@ -172,7 +180,7 @@ impl Process {
             .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
         let stdout = Captured::collect(child.stdout.take().expect("stdout is piped"));
         let stderr = Captured::collect(child.stderr.take().expect("stderr is piped"));
-        Process { stdin: child.stdin.take(), child, command: line, stdout, stderr }
+        Process { stdin: child.stdin.take(), child, command: line, stdout, stderr, deadline: DEADLINE }
     }
 
     /// The child's pid, for signals.
@@ -225,7 +233,7 @@ impl Process {
     /// test) and for its output pipes to close.
     pub fn wait(mut self) -> Output {
         self.stdin = None;
-        let deadline = Instant::now() + DEADLINE;
+        let deadline = Instant::now() + self.deadline;
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break status,
@@ -233,7 +241,7 @@ impl Process {
                 Ok(None) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    panic!("still running after {DEADLINE:?}, killed{}", self.snapshot());
+                    panic!("still running after {:?}, killed{}", self.deadline, self.snapshot());
                 }
                 Err(e) => panic!("waiting for {}: {e}", self.command),
             }
