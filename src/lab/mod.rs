@@ -190,8 +190,11 @@ fn run_in(imp: &Impairments, command: Config, words: &[String], json: bool) -> R
     let outcome = in_namespace(&lab, "client", move || execute(command));
     let stopped = server.stop();
     let after = counters(&lab)?;
-    let (status, summaries) = outcome?;
-    stopped?;
+    // A command that failed (refused, timed out) still gets the network's account: it is often why.
+    let (status, summaries) = match outcome {
+        Ok((status, summaries)) => (Ok(status), summaries),
+        Err(err) => (Err(err), Vec::new()),
+    };
     let network = account::Network::between(&before, &after);
     let report = account::reconcile(&network, &summaries, imp);
     let text = if json { account::json(&network, &report, imp, words) } else { account::text(&network, &report, imp) };
@@ -201,7 +204,8 @@ fn run_in(imp: &Impairments, command: Config, words: &[String], json: bool) -> R
         .map_err(|e| Error::io("writing to stdout", e))?;
     drop(lab);
     drop(janitor);
-    Ok(status)
+    stopped?;
+    status
 }
 
 /// The router's counters now.

@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -72,6 +73,10 @@ impl Topology {
         }
         for ns in [&c, &r, &s] {
             step(&["-n", ns, "link", "set", "lo", "up"]);
+            // No duplicate address detection on links that are new and private: without it the
+            // link-local addresses work at once, not a second or two later (losing what was sent).
+            step(&["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
+            step(&["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
         }
         step(&["-n", &c, "link", "add", HOST_DEVICE, "type", "veth", "peer", "name", ROUTER_TO_CLIENT, "netns", &r]);
         step(&["-n", &s, "link", "add", HOST_DEVICE, "type", "veth", "peer", "name", ROUTER_TO_SERVER, "netns", &r]);
@@ -102,6 +107,13 @@ impl Topology {
                 return Err(err);
             }
         }
+        let ends = [(&c, HOST_DEVICE), (&r, ROUTER_TO_CLIENT), (&r, ROUTER_TO_SERVER), (&s, HOST_DEVICE)];
+        for (ns, dev) in ends {
+            if let Err(err) = wait_until_up(ns, dev) {
+                lab.remove();
+                return Err(err);
+            }
+        }
         lab.keep = keep;
         Ok(lab)
     }
@@ -125,6 +137,22 @@ impl Drop for Topology {
         if !self.keep {
             self.remove();
         }
+    }
+}
+
+/// Waits for a link the kernel has been told to bring up to carry packets. Until the kernel's
+/// link watcher gives it a queue, a few hundred milliseconds later, what is sent on it is dropped.
+fn wait_until_up(ns: &str, dev: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = output(&["-n", ns, "-o", "link", "show", "dev", dev], None)?;
+        if state.contains("state UP") && !state.contains("qdisc noop") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(lab_error(format!("{dev} in {ns} did not come up within 5 s: {}", state.trim())));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -97,6 +97,13 @@ impl DatagramClient {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // "Fragmentation needed" for a datagram sent with don't-fragment: that one is lost
+                // (its timeout says so), the kernel now knows the path's MTU, and the next is cut
+                // to fit. News for the account, not the end of the conversation.
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    self.take_icmp_errors();
+                    continue;
+                }
                 Err(e) => {
                     self.take_icmp_errors();
                     if e.kind() == io::ErrorKind::ConnectionRefused && self.try_next_address(registry) {
