@@ -161,6 +161,8 @@ pub struct CompareConfig {
     pub json: bool,
     /// Against a netpair server already running there (`--connect`), instead of in-process ones.
     pub connect: Option<Remote>,
+    /// Where to draw the round trips' distribution as SVG (`--plot`).
+    pub plot: Option<PathBuf>,
 }
 
 /// Where `compare --connect` finds the server: a host name, and each kind's endpoint there.
@@ -216,6 +218,8 @@ pub struct BenchConfig {
     pub threads: usize,
     /// One JSON document instead of the table.
     pub json: bool,
+    /// Where to draw the round trips' distribution as SVG (`--plot`).
+    pub plot: Option<PathBuf>,
 }
 
 /// A checked command line: what to run, and with what.

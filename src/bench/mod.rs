@@ -28,6 +28,7 @@ use crate::config::{BenchConfig, ServerConfig};
 use crate::error::{Error, Result, exit};
 use crate::framing::Framing;
 use crate::net::{SocketDir, resolve};
+use crate::plot::PlotFile;
 use crate::proto::{Endpoint, Proto};
 use crate::report::Report;
 use crate::server::Background;
@@ -52,6 +53,8 @@ const PROGRESS: Duration = Duration::from_millis(100);
 /// was lost or wrong; 3 otherwise, interrupted or not (nothing measured is no success).
 pub fn run(config: &BenchConfig) -> Result<u8> {
     check_open_files(config)?;
+    // Before the run, not after it: a plot that cannot be written must not cost a whole run.
+    let plot = config.plot.as_deref().map(PlotFile::open).transpose()?;
     // Signals first: from the moment the directory exists, a signal must not leave it behind.
     let signals = Signals::catch(&SocketDir::path_for("bench"))?;
     let dir = SocketDir::new("bench")?;
@@ -71,6 +74,9 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
     };
     let mut out = io::stdout();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
+    if let Some(plot) = plot {
+        plot.write(&render::plot(config, &outcomes))?;
+    }
     // Late replies are among the lost already.
     let trouble = outcomes.iter().any(|o| o.tally.lost + o.tally.wrong + o.tally.failed > 0);
     let unmeasured = outcomes.len() < config.protos.len() || outcomes.iter().any(|o| o.tally.round_trips == 0);

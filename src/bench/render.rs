@@ -8,6 +8,7 @@ use super::tally::Tally;
 use super::worker::SLACK;
 use crate::config::{BenchConfig, Stop};
 use crate::json::Json;
+use crate::plot::{Series, svg};
 use crate::proto::Proto;
 use crate::text::{grouped, nanos};
 
@@ -268,6 +269,29 @@ fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)
 /// The cores this process may run on, which bounds what client and server threads can do at once.
 fn cores() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The `--plot` picture: each transport's round trips, read from its histogram at quantiles spread
+/// evenly across the plot's stretched axis.
+pub fn plot(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+    const STEPS: u32 = 300;
+    let series: Vec<Series> = outcomes
+        .iter()
+        .map(|o| {
+            let h = &o.tally.histogram;
+            let points = if h.is_empty() {
+                Vec::new()
+            } else {
+                // x = -log10(1 - p) from 0 to 3: p0 to p99.9.
+                (0..=STEPS)
+                    .map(|i| 1.0 - 10f64.powf(-3.0 * f64::from(i) / f64::from(STEPS)))
+                    .map(|p| (p, h.value_at_quantile(p) as f64))
+                    .collect()
+            };
+            Series { name: o.proto.name().to_string(), points }
+        })
+        .collect();
+    svg(&format!("netpair bench: {}", settings_line(config)), &series)
 }
 
 /// The JSON document: the settings, whether a signal cut the run short, then one object of figures

@@ -139,6 +139,10 @@ pub(super) struct CompareArgs {
     /// The table as one JSON object on stdout, for scripts.
     #[arg(long)]
     pub(super) json: bool,
+    /// Also draw the round trips' distribution per transport as an SVG picture in FILE (percentile
+    /// across, towards p99.9; latency up).
+    #[arg(long, value_name = "FILE.svg")]
+    pub(super) plot: Option<PathBuf>,
     /// Compare against the netpair server already running at --host (`netpair --proto tcp,udp server
     /// --host 0.0.0.0` there), over TCP and UDP, instead of servers in this process.
     #[arg(long)]
@@ -220,6 +224,10 @@ pub(super) struct BenchArgs {
     /// The results as one JSON object on stdout, instead of the table.
     #[arg(long)]
     pub(super) json: bool,
+    /// Also draw the round trips' distribution per transport as an SVG picture in FILE (percentile
+    /// across, towards p99.9; latency up).
+    #[arg(long, value_name = "FILE.svg")]
+    pub(super) plot: Option<PathBuf>,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }

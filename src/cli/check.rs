@@ -125,7 +125,7 @@ fn compare(args: CompareArgs) -> Result<CompareConfig> {
         targets.extend(args.unixgram.map(|path| (Proto::Unixgram, Endpoint::Path(path))));
         Remote { host, targets, timeout: args.timeout }
     });
-    Ok(CompareConfig { lines, json: args.json, connect })
+    Ok(CompareConfig { lines, json: args.json, connect, plot: args.plot })
 }
 
 fn bench(args: BenchArgs) -> Result<BenchConfig> {
@@ -219,6 +219,7 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         reconnect: args.reconnect,
         threads: threads.min(args.clients),
         json: args.json,
+        plot: args.plot,
     })
 }
 

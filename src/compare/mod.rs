@@ -14,6 +14,7 @@ use crate::config::{ClientConfig, Common, CompareConfig, LINE_MAX, ServerConfig,
 use crate::error::{Error, Result, describe};
 use crate::framing::Framing;
 use crate::net::{Plain, SocketDir, nobody_at};
+use crate::plot::PlotFile;
 use crate::proto::{Endpoint, Proto};
 use crate::report::{Recording, Report, Summary};
 use crate::server::Background;
@@ -100,6 +101,8 @@ struct Measured {
 pub fn run(config: &CompareConfig) -> Result<()> {
     // Signals first: from the moment the directory exists, a signal must not leave it behind.
     on_signal_remove(&SocketDir::path_for("compare"))?;
+    // Before the run, not after it: a plot that cannot be written must not cost a whole run.
+    let plot = config.plot.as_deref().map(PlotFile::open).transpose()?;
     let dir = SocketDir::new("compare")?;
     let mut results = Vec::new();
     let place = match &config.connect {
@@ -119,7 +122,11 @@ pub fn run(config: &CompareConfig) -> Result<()> {
     let text =
         if config.json { render::json(&results, &place) } else { render::table(&results, config.lines.len(), &place) };
     let mut out = io::stdout();
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
+    match plot {
+        Some(plot) => plot.write(&render::plot(&results, config.lines.len(), &place)),
+        None => Ok(()),
+    }
 }
 
 /// SIGINT or SIGTERM mid-run: the table is not finished, so nothing was measured that could be
