@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::Quiet;
+use crate::config::{Expect, Quiet};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::net::Closed;
@@ -61,6 +61,8 @@ pub struct Summary {
     pub not_sent: u64,
     /// Replies that came when no message was waiting for one (a banner, an extra line).
     pub unexpected: u64,
+    /// Replies in time that were not what `--expect` said they should be.
+    pub wrong: u64,
     /// SIGINT or SIGTERM ended the conversation.
     pub interrupted: bool,
     /// What the kernel says of the client's socket at the end.
@@ -75,7 +77,7 @@ impl Summary {
     /// success only if it got at least one reply and lost none: nothing measured is no success.
     pub fn exit_status(&self) -> u8 {
         let nothing = self.interrupted && self.received == 0;
-        let wrong = self.lost + self.not_sent + self.unexpected > 0;
+        let wrong = self.lost + self.not_sent + self.unexpected + self.wrong > 0;
         if wrong || nothing { crate::error::exit::LOST } else { crate::error::exit::OK }
     }
 }
@@ -281,6 +283,29 @@ impl Report {
         self.note(format_args!("unexpected reply (no message was waiting for one): {}", escaped(reply)))
     }
 
+    /// Reply `seq` (already shown) is not what `--expect` said it should be.
+    pub fn wrong(&mut self, seq: u64, expect: Expect) -> Result<()> {
+        let what = match expect {
+            Expect::Upper => "its message uppercased",
+            Expect::Echo => "its message unchanged",
+        };
+        if self.json {
+            return self.event("wrong", |j| j.int("seq", seq).str("expected", expect.name()));
+        }
+        self.note(format_args!("reply to message {} is not {what} (--expect {})", grouped(seq), expect.name()))
+    }
+
+    /// A hint for a user who may be stuck: a warning, unless `-q`; a `warning` event under `--json`.
+    pub fn warning(&mut self, text: &str) -> Result<()> {
+        if self.json {
+            return self.event("warning", |j| j.str("warning", text));
+        }
+        if self.quiet >= Quiet::Summaries {
+            return Ok(());
+        }
+        self.note(format_args!("warning: {text}"))
+    }
+
     /// A line that was not sent, and why: a warning, after which the conversation goes on.
     pub fn not_sent(&mut self, line: u64, why: &str) -> Result<()> {
         if self.json {
@@ -295,7 +320,7 @@ impl Report {
         if self.json {
             return self.event("summary", |j| {
                 j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
-                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected);
+                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected).int("wrong", s.wrong);
                 j.bool("interrupted", s.interrupted);
                 kernel_json(j, &s.kernel);
                 if let Some((min, median, max)) = spread {
@@ -318,6 +343,9 @@ impl Report {
         }
         if s.unexpected > 0 {
             let _ = write!(text, ", unexpected {}", grouped(s.unexpected));
+        }
+        if s.wrong > 0 {
+            let _ = write!(text, ", wrong {}", grouped(s.wrong));
         }
         if s.interrupted {
             text.push_str(", interrupted");

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Subcommand};
 
 use super::examples;
-use super::values::{Prompt, parse_duration, parse_size, port_to_connect};
-use crate::config::Reply;
+use super::values::{Prompt, Timeout, parse_duration, parse_size, parse_timeout, port_to_connect};
+use crate::config::{Expect, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -96,9 +96,14 @@ pub(super) struct ClientArgs {
     pub(super) path: Option<PathBuf>,
     #[command(flatten)]
     pub(super) talk: Talk,
-    /// How long to wait for each reply (e.g. 500ms, 2s).
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
-    pub(super) timeout: Duration,
+    /// How long to wait for each reply (e.g. 500ms, 2s), or none: as long as it takes (a person
+    /// typing the replies at `server --reply stdin`).
+    #[arg(long, value_name = "DURATION|none", value_parser = parse_timeout, default_value = "2s")]
+    pub(super) timeout: Timeout,
+    /// Check each reply: its message uppercased, or unchanged (an echo server); a reply that is
+    /// not counts as wrong (exit status 3) [default: any reply is taken].
+    #[arg(long, value_enum)]
+    pub(super) expect: Option<Expect>,
     /// How long a TCP connect may take; longer than TCP's retries of a lost SYN (1 s, then 2 s more).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub(super) connect_timeout: Duration,
@@ -221,6 +226,10 @@ pub(super) struct BenchArgs {
     /// more). A client not connected by then has failed. Replies have their own timeout, 1 s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub(super) connect_timeout: Duration,
+    /// What each reply must be: the message uppercased, or unchanged (an echo server, for --connect;
+    /// the in-process server then echoes).
+    #[arg(long, value_enum, default_value_t = Expect::Upper)]
+    pub(super) expect: Expect,
     /// The results as one JSON object on stdout, instead of the table.
     #[arg(long)]
     pub(super) json: bool,
@@ -250,8 +259,8 @@ pub(super) struct Verbosity {
     ///
     /// -q leaves out the closing summary (`sent …`, `served …`) and the warnings; the notes on single
     /// messages (no reply, late reply, line not sent) stay. -qq leaves nothing but the one line of a
-    /// fatal error (`netpair: error: …`); the exit status still says how the run went (bench's progress
-    /// line, shown on a terminal only and erased at the end, stays). stdout (transcript, JSON events,
+    /// fatal error (`netpair: error: …`) and no progress line from bench; the exit status still says
+    /// how the run went. stdout (transcript, JSON events,
     /// tables) is the same at every level.
     #[arg(short, long, action = ArgAction::Count)]
     pub(super) quiet: u8,

@@ -240,7 +240,8 @@ fn short_error(err: &Error) -> String {
 fn client_config(proto: Proto, endpoint: &Endpoint, max_message: usize, timeout: Duration) -> ClientConfig {
     ClientConfig {
         common: Common::in_process(proto, endpoint.clone(), Framing::Line, max_message),
-        timeout,
+        timeout: Some(timeout),
+        expect: Some(crate::config::Expect::Upper),
         connect_timeout: timeout,
     }
 }

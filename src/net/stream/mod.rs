@@ -458,6 +458,10 @@ impl Streams {
         self.conns.get(id).map_or("(gone)", |c| c.name.as_str())
     }
 
+    pub(super) fn unfinished(&self, id: PeerId) -> usize {
+        self.conns.get(id).map_or(0, |c| c.framer.pending())
+    }
+
     pub(super) fn peer_count(&self) -> usize {
         self.conns.len()
     }
