@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(s.ticks.last().copied(), Some(50_000.0));
         assert_eq!(s.label(20_000.0), "20");
         let s = Scale::for_values(5_000.0, 3_000_000.0);
-        assert_eq!((s.unit, s.log, s.ticks.len()), ("ms", true, 4));
+        assert_eq!((s.unit, s.log, s.ticks.len()), ("ms", true, 5), "1 µs to 10 ms");
         assert_eq!(s.label(1_000.0), "0.001");
     }
 

@@ -222,12 +222,17 @@ mod tests {
         let mut b = Tally::new();
         b.start = Some((at(5), Some(Duration::from_millis(90))));
         b.count(Verdict::Late { measured: true }, at(6));
-        b.count(Verdict::Echo, at(7));
         b.count(Verdict::Right(InFlight { seq: 0, since: at(30), measured: true }), at(31));
         b.end = Some((at(40), Some(Duration::from_millis(160))));
         a.merge(b);
         assert_eq!((a.round_trips, a.wrong, a.late), (2, 1, 1), "the warm-up reply is not counted");
-        assert_eq!((a.warmup.round_trips, a.warmup.wrong, a.echoes), (1, 0, 1), "kept apart");
+        // Before the measurement began: an echo is a wrong reply of the warm-up.
+        let mut c = Tally::new();
+        c.count(Verdict::Echo, at(1));
+        c.count_lost(Lost { measured: 0, warmup: 2 });
+        a.merge(c);
+        assert_eq!((a.warmup.round_trips, a.warmup.wrong, a.warmup.lost, a.echoes), (1, 1, 2, 1), "kept apart");
+        assert_eq!((a.wrong, a.lost, a.trouble()), (1, 0, 4));
         assert_eq!(a.histogram.len(), 2);
         assert_eq!(a.elapsed(), Duration::from_millis(26), "from the earliest start to the last reply");
         assert_eq!(a.server_cpu(), Some(Duration::from_millis(70)), "read at the earliest start and latest end");
