@@ -202,6 +202,7 @@ impl Client {
                 Ok(Input::TooLong { len }) => {
                     self.line_no += 1;
                     self.prompted = false;
+                    self.report.answered();
                     let max = self.config.common.max_message as u64;
                     let why =
                         format!("{} bytes is over the limit of {} (--max-message)", grouped(len as u64), grouped(max));
@@ -221,6 +222,7 @@ impl Client {
             };
             self.line_no += 1;
             self.prompted = false;
+            self.report.answered();
             if line == b"q" {
                 self.input_done = true;
                 return Ok(());
