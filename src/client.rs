@@ -249,7 +249,9 @@ impl Client {
     /// `--expect upper` where every wrong reply was its message unchanged: an echo server.
     fn hint_expect(&mut self) -> Result<()> {
         if self.config.expect == Some(Expect::Upper) && self.summary.wrong > 0 && self.echoed == self.summary.wrong {
-            return self.report.warning("every wrong reply was its message unchanged: for an echo server, use --expect echo");
+            return self
+                .report
+                .warning("every wrong reply was its message unchanged: for an echo server, use --expect echo");
         }
         Ok(())
     }

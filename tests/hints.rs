@@ -85,7 +85,9 @@ fn the_client_checks_replies_with_expect() {
     assert_eq!(out.code, Some(3), "{out}");
     let stderr = out.stderr();
     assert!(stderr.contains("netpair: reply to message 1 is not its message uppercased (--expect upper)\n"), "{out}");
-    assert!(stderr.contains("warning: every wrong reply was its message unchanged: for an echo server, use --expect echo"));
+    assert!(
+        stderr.contains("warning: every wrong reply was its message unchanged: for an echo server, use --expect echo")
+    );
     assert!(stderr.contains("sent 1, received 1, lost 0, late 0, wrong 1"), "{out}");
 
     let port = line_server(echo).to_string();

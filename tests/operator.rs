@@ -53,6 +53,27 @@ fn typed_lines_go_only_to_peers_still_there() {
 }
 
 #[test]
+fn a_unix_client_that_quits_takes_its_messages_with_it() {
+    // Two netpair clients; the first is stopped while it waits. A Unix stream peer that closed is
+    // seen to be gone (not half-closed), so the line typed next goes to the second.
+    let mut server = Server::start(Proto::Unix, &["--reply", "stdin"]);
+    let mut a = Process::spawn(server.client_command(&["--timeout", "none"]), Stdio::piped());
+    a.feed(b"from a\n");
+    server.wait_for("Received from User: FROM A\n");
+    let mut b = Process::spawn(server.client_command(&["--timeout", "none"]), Stdio::piped());
+    b.feed(b"from b\nq\n");
+    server.wait_for("Received from User: FROM B\n");
+    let a = a.stop();
+    assert_eq!(a.code, Some(3), "interrupted with nothing received: {a}");
+    server.wait_for(": it left with 1 message unanswered\n");
+    server.feed(b"for b\n");
+    let b = b.wait();
+    assert_eq!((b.code, b.stdout().as_str()), (Some(0), "Received from server: for b\n"), "{b}");
+    assert_eq!(a.stdout(), "", "{a}");
+    server.stop();
+}
+
+#[test]
 fn a_peer_gone_is_an_unanswered_event_in_json() {
     let server = Server::start(Proto::Tcp, &["--reply", "stdin", "--json"]);
     let mut a = TcpStream::connect(&server.address).expect("connect a");
@@ -91,11 +112,8 @@ fn a_late_reply_on_a_terminal_redraws_the_prompt() {
         return;
     }
     let mut server = Server::start(Proto::Tcp, &["--reply", "stdin"]);
-    let client = format!(
-        "{} --port {} client --timeout 300ms --prompt always",
-        env!("CARGO_BIN_EXE_netpair"),
-        server.port()
-    );
+    let client =
+        format!("{} --port {} client --timeout 300ms --prompt always", env!("CARGO_BIN_EXE_netpair"), server.port());
     let mut script = Command::new("script");
     script.args(["-qec", &client, "/dev/null"]);
     let mut terminal = Process::spawn(script, Stdio::piped());

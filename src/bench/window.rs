@@ -184,7 +184,11 @@ mod tests {
         lowercase.make_ascii_lowercase();
         assert_eq!(w.judge(5, &lowercase, SIZE, &mut scratch, Expect::Upper), Verdict::Echo, "an echo, not uppercased");
         assert_eq!(w.len(), 1, "a wrong reply to an awaited message uses it up");
-        assert_eq!(w.judge(5, &reply(5, 1)[..SIZE - 1], SIZE, &mut scratch, Expect::Upper), Verdict::Wrong, "cut short");
+        assert_eq!(
+            w.judge(5, &reply(5, 1)[..SIZE - 1], SIZE, &mut scratch, Expect::Upper),
+            Verdict::Wrong,
+            "cut short"
+        );
         assert!(w.is_empty());
     }
 

@@ -171,7 +171,9 @@ impl ValueEnum for Expect {
     fn to_possible_value(&self) -> Option<PossibleValue> {
         Some(match self {
             Expect::Upper => PossibleValue::new(self.name()).help("Each reply is its message uppercased"),
-            Expect::Echo => PossibleValue::new(self.name()).help("Each reply is its message unchanged (an echo server)"),
+            Expect::Echo => {
+                PossibleValue::new(self.name()).help("Each reply is its message unchanged (an echo server)")
+            }
         })
     }
 }

@@ -75,7 +75,8 @@ impl Worker<'_> {
     fn check_stream(&mut self, i: usize, n: usize, now: Instant) {
         let Worker { plan, clients, tally, read_buf, expect, .. } = self;
         let Client { id, window, framer, .. } = &mut clients[i];
-        let framed = framer.push(&read_buf[..n], |line| tally.count(window.judge(*id, line, plan.size, expect, plan.expect), now));
+        let framed = framer
+            .push(&read_buf[..n], |line| tally.count(window.judge(*id, line, plan.size, expect, plan.expect), now));
         // A line with no end in sight is one wrong reply; the framer has dropped it, and with
         // it the rest of this read (whose replies then count lost).
         if framed.is_err() {
