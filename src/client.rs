@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use log::warn;
 
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, Expect};
 use crate::error::{Error, Result};
 use crate::event_loop::{EventLoop, SIGNALS};
 use crate::framing::Framing;
@@ -45,6 +45,10 @@ struct Client {
     input_done: bool,
     prompted: bool,
     broken: Option<Error>,
+    /// The hint that replies may lack line ends has been given (once a run is enough).
+    hinted_raw: bool,
+    /// Of the wrong replies (`--expect`), those that were their message unchanged.
+    echoed: u64,
     /// The server said it was full: the one line that says so is the whole story.
     turned_away: bool,
 }
@@ -87,6 +91,8 @@ pub fn run(
         input_done: false,
         prompted: false,
         broken: None,
+        hinted_raw: false,
+        echoed: 0,
         turned_away: false,
     };
     let converse = client.converse();
@@ -96,6 +102,7 @@ pub fn run(
         return converse.map(|()| client.summary);
     }
     if !client.turned_away {
+        client.hint_expect()?;
         client.report.client_summary(&client.summary)?;
     }
     converse?;
@@ -110,10 +117,10 @@ impl Client {
         let mut batch = Vec::new();
         self.next_message()?;
         while self.waiting.is_some() || !self.input_done {
-            let mut timeout = self
-                .waiting
-                .as_ref()
-                .map(|w| (w.sent_at + self.config.timeout).saturating_duration_since(Instant::now()));
+            let mut timeout = match (&self.waiting, self.config.timeout) {
+                (Some(w), Some(limit)) => Some((w.sent_at + limit).saturating_duration_since(Instant::now())),
+                _ => None,
+            };
             // A send can fail at once (a datagram too long, a dead unixgram server): say so now,
             // not after waiting --timeout for a reply that cannot come.
             if self.transport.has_unread() || self.broken.is_some() {
@@ -200,6 +207,7 @@ impl Client {
                 Ok(Input::TooLong { len }) => {
                     self.line_no += 1;
                     self.prompted = false;
+                    self.report.answered();
                     let max = self.config.common.max_message as u64;
                     let why =
                         format!("{} bytes is over the limit of {} (--max-message)", grouped(len as u64), grouped(max));
@@ -219,6 +227,7 @@ impl Client {
             };
             self.line_no += 1;
             self.prompted = false;
+            self.report.answered();
             if line == b"q" {
                 self.input_done = true;
                 return Ok(());
@@ -242,20 +251,42 @@ impl Client {
         Ok(())
     }
 
+    /// `--expect upper` where every wrong reply was its message unchanged: an echo server.
+    fn hint_expect(&mut self) -> Result<()> {
+        if self.config.expect == Some(Expect::Upper) && self.summary.wrong > 0 && self.echoed == self.summary.wrong {
+            return self
+                .report
+                .warning("every wrong reply was its message unchanged: for an echo server, use --expect echo");
+        }
+        Ok(())
+    }
+
     fn skip(&mut self, why: &str) -> Result<()> {
         self.summary.not_sent += 1;
         self.report.not_sent(self.line_no, why)
     }
 
     fn check_timeout(&mut self) -> Result<()> {
-        let Some(waiting) = &self.waiting else {
+        let (Some(waiting), Some(limit)) = (&self.waiting, self.config.timeout) else {
             return Ok(());
         };
         let waited = waiting.sent_at.elapsed();
-        if waited < self.config.timeout {
+        if waited < limit {
             return Ok(());
         }
-        self.report.timeout(waiting.seq, self.config.timeout)?;
+        self.report.timeout(waiting.seq, limit)?;
+        // Bytes came, but no line end: the server may not end its replies with one (the tutorial's
+        // server does not), and with --framing line they wait for one for ever.
+        let held = self.transport.unfinished(Transport::server());
+        if held > 0 && !self.hinted_raw {
+            self.hinted_raw = true;
+            self.report.warning(&format!(
+                "{} received with no line end within {}: if the server does not end its replies with \\n, \
+                 try --framing raw",
+                crate::text::count(held as u64, "byte"),
+                crate::text::human(limit)
+            ))?;
+        }
         self.summary.lost += 1;
         if self.overdue.len() == OVERDUE_KEPT {
             self.overdue.pop_front();
@@ -320,6 +351,16 @@ impl Client {
                 self.summary.received += 1;
                 self.summary.rtts.push(rtt);
                 self.report.reply(pending.seq, &reply, rtt)?;
+                let Some(expect) = self.config.expect else { return self.remember(pending) };
+                let right = match expect {
+                    Expect::Upper => upper(&pending.message),
+                    Expect::Echo => pending.message.clone(),
+                };
+                if reply != right {
+                    self.summary.wrong += 1;
+                    self.echoed += u64::from(reply == pending.message);
+                    self.report.wrong(pending.seq, expect)?;
+                }
                 self.remember(pending)
             }
             None => {

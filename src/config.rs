@@ -41,6 +41,25 @@ pub enum Reply {
     Stdin,
 }
 
+/// What a reply to a message should be (`--expect`): the client and bench check each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The message uppercased (a netpair server's default reply).
+    Upper,
+    /// The message unchanged (an echo server, `netpair server --reply echo`).
+    Echo,
+}
+
+impl Expect {
+    /// The flag's value for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Expect::Upper => "upper",
+            Expect::Echo => "echo",
+        }
+    }
+}
+
 /// What reaches stderr besides the transcript on stdout (`-q`, `-qq`); `--json` events are not affected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Quiet {
@@ -143,8 +162,10 @@ impl ServerConfig {
 pub struct ClientConfig {
     /// Where, and how messages are framed and shown.
     pub common: Common,
-    /// How long to wait for each reply.
-    pub timeout: Duration,
+    /// How long to wait for each reply; `None` waits as long as it takes (`--timeout none`).
+    pub timeout: Option<Duration>,
+    /// What each reply should be; `None` takes any reply (a person may be typing them).
+    pub expect: Option<Expect>,
     /// How long a connect may take (TCP; the other kinds connect at once or not at all).
     pub connect_timeout: Duration,
 }
@@ -161,6 +182,8 @@ pub struct CompareConfig {
     pub json: bool,
     /// Against a netpair server already running there (`--connect`), instead of in-process ones.
     pub connect: Option<Remote>,
+    /// Where to draw the round trips' distribution as SVG (`--plot`).
+    pub plot: Option<PathBuf>,
 }
 
 /// Where `compare --connect` finds the server: a host name, and each kind's endpoint there.
@@ -214,8 +237,14 @@ pub struct BenchConfig {
     pub reconnect: bool,
     /// Client threads.
     pub threads: usize,
+    /// What each reply should be: the in-process server replies so, and a server `--connect`ed to must.
+    pub expect: Expect,
     /// One JSON document instead of the table.
     pub json: bool,
+    /// Where to draw the round trips' distribution as SVG (`--plot`).
+    pub plot: Option<PathBuf>,
+    /// `-qq` leaves out the live progress line too.
+    pub quiet: Quiet,
 }
 
 /// A checked command line: what to run, and with what.

@@ -3,8 +3,8 @@
 //! The modules form layers; each imports only from the layers below it (`tests/layers.rs` checks):
 //!
 //! 1. leaves: [`error`] (with the exit statuses), [`proto`] (names of kinds and endpoints),
-//!    [`framing`], [`upper`], [`text`] (number formats), [`json`], [`throttle`], [`stdin`], and
-//!    [`sys`], the raw OS calls;
+//!    [`framing`], [`upper`], [`text`] (number formats), [`json`], [`plot`] (the latency picture),
+//!    [`throttle`], [`stdin`], and [`sys`], the raw OS calls;
 //! 2. [`net`]: the `Transport` façade over stream and datagram sockets, batched datagram calls,
 //!    resolution and socket files;
 //! 3. [`config`]: the checked settings of each command;
@@ -27,6 +27,7 @@ pub mod framing;
 pub mod json;
 pub mod lab;
 pub mod net;
+pub mod plot;
 pub mod proto;
 pub mod report;
 pub mod server;

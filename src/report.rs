@@ -2,12 +2,12 @@
 //! on stdout, and the client's timeouts and summary on stderr. Each line is flushed as it is written.
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{Common, Quiet};
+use crate::config::{Common, Expect, Quiet};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::net::Closed;
@@ -26,6 +26,12 @@ pub struct Report {
     recording: Option<Recording>,
     proto: Proto,
     prompt: bool,
+    /// The prompt as it is shown now: ` ? `, or naming the peer the next typed line answers.
+    prompt_text: String,
+    /// A prompt has been shown and no line typed since: lines written meanwhile show it again.
+    prompt_out: bool,
+    /// stdout is a terminal: a line written under a prompt first clears it (`\r`, erase line).
+    redraw: bool,
     /// What of the notes and summary goes to stderr.
     quiet: Quiet,
     /// Writes to the process's stdout, whose first JSON event (from any report) carries `version`.
@@ -42,6 +48,11 @@ pub struct Report {
 /// Whether a JSON event has been written to this process's stdout: the first carries `version`,
 /// whichever report writes it (a fatal error after a failed start comes from a report of its own).
 static STDOUT_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// The tutorial's prompt.
+const PROMPT: &str = " ? ";
+/// Back to the start of the line, and erase it: a terminal's prompt line made ready for another line.
+const CLEAR_LINE: &[u8] = b"\r\x1b[K";
 
 /// Transcript held before it is written even within a turn.
 const PENDING_MAX: usize = 64 * 1024;
@@ -64,6 +75,8 @@ pub struct Summary {
     /// Replies that came again to a message already answered (datagrams: the network duplicated
     /// the message or its reply). They fail nothing: every message still has its one reply.
     pub duplicates: u64,
+    /// Replies in time that were not what `--expect` said they should be.
+    pub wrong: u64,
     /// SIGINT or SIGTERM ended the conversation.
     pub interrupted: bool,
     /// What the kernel says of the client's socket at the end.
@@ -78,7 +91,7 @@ impl Summary {
     /// success only if it got at least one reply and lost none: nothing measured is no success.
     pub fn exit_status(&self) -> u8 {
         let nothing = self.interrupted && self.received == 0;
-        let wrong = self.lost + self.not_sent + self.unexpected > 0;
+        let wrong = self.lost + self.not_sent + self.unexpected + self.wrong > 0;
         if wrong || nothing { crate::error::exit::LOST } else { crate::error::exit::OK }
     }
 }
@@ -112,6 +125,7 @@ impl Report {
     pub fn new(proto: Proto, json: bool, prompt: bool) -> Self {
         let mut report = Report::to(proto, json, prompt, Box::new(io::stdout()), Box::new(io::stderr()));
         report.on_stdout = true;
+        report.redraw = report.prompt && io::stdout().is_terminal();
         report
     }
 
@@ -124,6 +138,9 @@ impl Report {
             recording: None,
             proto,
             prompt: prompt && !json,
+            prompt_text: PROMPT.to_string(),
+            prompt_out: false,
+            redraw: false,
             quiet: Quiet::No,
             on_stdout: false,
             first_event: true,
@@ -201,6 +218,7 @@ impl Report {
             return self.event("message", |j| j.str("peer", peer).bytes("message", message).bytes("upper", upper));
         }
         // Straight into the turn's buffer: on a busy server this is the hot path, so no formatting.
+        self.under_prompt();
         for (label, bytes) in [(&b"from connected user: "[..], message), (b"Received from User: ", upper)] {
             if tagged || self.name_kinds {
                 self.pending.push(b'[');
@@ -215,6 +233,7 @@ impl Report {
             push_escaped(&mut self.pending, bytes);
             self.pending.push(b'\n');
         }
+        self.prompt_again();
         self.write(&[])
     }
 
@@ -241,12 +260,57 @@ impl Report {
         }
     }
 
+    /// `peer` left while `messages` of its messages waited for a reply typed on stdin: they are
+    /// dropped, and the next typed line goes to the next peer waiting.
+    pub fn unanswered(&mut self, peer: &str, messages: u64) -> Result<()> {
+        if self.json {
+            return self.event("unanswered", |j| j.str("peer", peer).int("messages", messages));
+        }
+        let peer = self.shown_peer(peer);
+        self.line(format_args!("No reply will go to {peer}: it left with {} unanswered", count(messages, "message")))
+    }
+
     /// The tutorial's ` ? ` prompt, when prompting is on.
     pub fn prompt(&mut self) -> Result<()> {
         if self.prompt {
-            self.write(b" ? ")?;
+            self.pending.extend_from_slice(self.prompt_text.as_bytes());
+            self.prompt_out = true;
+            self.write(&[])?;
         }
         Ok(())
+    }
+
+    /// A line has been typed: the prompt shown is answered, and later lines need not show it again.
+    pub fn answered(&mut self) {
+        self.prompt_out = false;
+    }
+
+    /// What the prompt says from now on: ` ? `, or `[PEER] ? ` when the next line typed answers
+    /// `peer` (of kind `proto`) and others wait too. With `waiting` false nobody waits for a typed
+    /// line any more: a prompt still shown is done with (and erased, on a terminal).
+    pub fn set_prompt(&mut self, waiting: bool, peer: Option<(Proto, &str)>) {
+        self.prompt_text = match peer {
+            Some((proto, name)) if self.name_kinds => format!("[{proto} {}]{PROMPT}", escaped(name.as_bytes())),
+            Some((_, name)) => format!("[{}]{PROMPT}", escaped(name.as_bytes())),
+            None => PROMPT.to_string(),
+        };
+        if !waiting && std::mem::replace(&mut self.prompt_out, false) && self.redraw {
+            self.pending.extend_from_slice(CLEAR_LINE);
+        }
+    }
+
+    /// Before a transcript line: on a terminal, a prompt shown is cleared so the line takes its place.
+    fn under_prompt(&mut self) {
+        if self.prompt_out && self.redraw {
+            self.pending.extend_from_slice(CLEAR_LINE);
+        }
+    }
+
+    /// After a transcript line: a prompt shown before it is shown again, as the last thing written.
+    fn prompt_again(&mut self) {
+        if self.prompt_out {
+            self.pending.extend_from_slice(self.prompt_text.as_bytes());
+        }
     }
 
     /// A reply that came in time: `Received from server: REPLY`.
@@ -292,6 +356,29 @@ impl Report {
         self.note(format_args!("duplicate reply to message {}: {}", grouped(seq), escaped(reply)))
     }
 
+    /// Reply `seq` (already shown) is not what `--expect` said it should be.
+    pub fn wrong(&mut self, seq: u64, expect: Expect) -> Result<()> {
+        let what = match expect {
+            Expect::Upper => "its message uppercased",
+            Expect::Echo => "its message unchanged",
+        };
+        if self.json {
+            return self.event("wrong", |j| j.int("seq", seq).str("expected", expect.name()));
+        }
+        self.note(format_args!("reply to message {} is not {what} (--expect {})", grouped(seq), expect.name()))
+    }
+
+    /// A hint for a user who may be stuck: a warning, unless `-q`; a `warning` event under `--json`.
+    pub fn warning(&mut self, text: &str) -> Result<()> {
+        if self.json {
+            return self.event("warning", |j| j.str("warning", text));
+        }
+        if self.quiet >= Quiet::Summaries {
+            return Ok(());
+        }
+        self.note(format_args!("warning: {text}"))
+    }
+
     /// A line that was not sent, and why: a warning, after which the conversation goes on.
     pub fn not_sent(&mut self, line: u64, why: &str) -> Result<()> {
         if self.json {
@@ -306,7 +393,8 @@ impl Report {
         if self.json {
             return self.event("summary", |j| {
                 j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
-                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected).int("duplicates", s.duplicates);
+                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected).int("wrong", s.wrong);
+                j.int("duplicates", s.duplicates);
                 j.bool("interrupted", s.interrupted);
                 kernel_json(j, &s.kernel);
                 if let Some((min, median, max)) = spread {
@@ -332,6 +420,9 @@ impl Report {
         }
         if s.duplicates > 0 {
             let _ = write!(text, ", duplicates {}", grouped(s.duplicates));
+        }
+        if s.wrong > 0 {
+            let _ = write!(text, ", wrong {}", grouped(s.wrong));
         }
         if s.interrupted {
             text.push_str(", interrupted");
@@ -369,7 +460,14 @@ impl Report {
     }
 
     fn line(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
-        self.write(format!("{text}\n").as_bytes())
+        self.under_prompt();
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(self.pending, "{text}");
+        // On a pipe the prompt comes again only under a message, the line it asks to answer.
+        if self.redraw {
+            self.prompt_again();
+        }
+        self.write(&[])
     }
 
     /// A closing summary on stderr, unless `-q`.
@@ -385,12 +483,22 @@ impl Report {
         if self.quiet >= Quiet::AllButFatal {
             return Ok(());
         }
+        // A prompt on a terminal makes way for the line, and comes back after it.
+        let redraw = self.prompt_out && self.redraw;
+        if redraw {
+            self.pending.extend_from_slice(CLEAR_LINE);
+        }
         // What stdout holds goes first, so that a terminal shows the two streams in order.
         self.flush()?;
         // One write: a line on a shared stderr never comes out in pieces.
         let line = format!("netpair: {text}\n");
         let result = self.err.write_all(line.as_bytes()).and_then(|()| self.err.flush());
-        result.map_err(|e| Error::io("writing to stderr", e))
+        result.map_err(|e| Error::io("writing to stderr", e))?;
+        if redraw {
+            self.pending.extend_from_slice(self.prompt_text.as_bytes());
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {

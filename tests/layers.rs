@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Bottom to top; a module may use modules of a lower layer, and others of its own layer as long as
 /// no loop forms.
 const LAYERS: &[&[&str]] = &[
-    &["error", "proto", "framing", "upper", "text", "json", "throttle", "stdin", "sys"],
+    &["error", "proto", "framing", "upper", "text", "json", "plot", "throttle", "stdin", "sys"],
     &["net"],
     &["config"],
     &["event_loop"],

@@ -3,6 +3,8 @@
 
 use std::io::Write as _;
 
+use crate::config::Expect;
+
 /// The text of message `seq` from `client`: a tag that names both, then lowercase letters, `size`
 /// bytes in all, so its uppercase reply can only be the answer to this one message.
 pub fn write_message(out: &mut Vec<u8>, client: u64, seq: u64, size: usize) {
@@ -52,12 +54,17 @@ pub fn reply_seq(reply: &[u8], client: u64) -> Option<u64> {
     parse_tag(reply).filter(|&(from, _)| from == client).map(|(_, seq)| seq)
 }
 
-/// Whether `reply` is message `seq` of `client` uppercased, byte for byte and of the same length.
-/// `scratch` holds the expected message, kept by the caller so that no check allocates.
-pub fn is_reply_to(reply: &[u8], client: u64, seq: u64, size: usize, scratch: &mut Vec<u8>) -> bool {
+/// Whether `reply` is message `seq` of `client` uppercased (or with `Expect::Echo` unchanged), byte
+/// for byte and of the same length. `scratch` is left holding the message, kept by the caller so
+/// that no check allocates.
+pub fn is_reply_to(reply: &[u8], client: u64, seq: u64, size: usize, scratch: &mut Vec<u8>, expect: Expect) -> bool {
     scratch.clear();
     write_message(scratch, client, seq, size);
-    reply.len() == scratch.len() && reply.iter().zip(scratch.iter()).all(|(r, e)| *r == e.to_ascii_uppercase())
+    reply.len() == scratch.len()
+        && match expect {
+            Expect::Upper => reply.iter().zip(scratch.iter()).all(|(r, e)| *r == e.to_ascii_uppercase()),
+            Expect::Echo => reply == scratch.as_slice(),
+        }
 }
 
 #[cfg(test)]
@@ -142,16 +149,18 @@ mod tests {
         let mut scratch = Vec::new();
         let m = message(7, 3, 32);
         let reply = m.to_ascii_uppercase();
-        assert!(is_reply_to(&reply, 7, 3, 32, &mut scratch));
-        assert!(!is_reply_to(&m, 7, 3, 32, &mut scratch), "an echo is not uppercased");
-        assert!(!is_reply_to(&reply, 7, 4, 32, &mut scratch), "the reply to another message");
-        assert!(!is_reply_to(&reply, 8, 3, 32, &mut scratch), "another client's");
-        assert!(!is_reply_to(&reply[..31], 7, 3, 32, &mut scratch), "cut short");
+        assert!(is_reply_to(&reply, 7, 3, 32, &mut scratch, Expect::Upper));
+        assert!(!is_reply_to(&m, 7, 3, 32, &mut scratch, Expect::Upper), "an echo is not uppercased");
+        assert!(is_reply_to(&m, 7, 3, 32, &mut scratch, Expect::Echo), "unless an echo is expected");
+        assert!(!is_reply_to(&reply, 7, 3, 32, &mut scratch, Expect::Echo));
+        assert!(!is_reply_to(&reply, 7, 4, 32, &mut scratch, Expect::Upper), "the reply to another message");
+        assert!(!is_reply_to(&reply, 8, 3, 32, &mut scratch, Expect::Upper), "another client's");
+        assert!(!is_reply_to(&reply[..31], 7, 3, 32, &mut scratch, Expect::Upper), "cut short");
         let mut longer = reply.clone();
         longer.push(b'A');
-        assert!(!is_reply_to(&longer, 7, 3, 32, &mut scratch), "one byte more");
+        assert!(!is_reply_to(&longer, 7, 3, 32, &mut scratch, Expect::Upper), "one byte more");
         let mut flipped = reply.clone();
         flipped[20] ^= 0x01;
-        assert!(!is_reply_to(&flipped, 7, 3, 32, &mut scratch), "one byte changed");
+        assert!(!is_reply_to(&flipped, 7, 3, 32, &mut scratch, Expect::Upper), "one byte changed");
     }
 }

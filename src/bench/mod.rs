@@ -24,10 +24,11 @@ use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::{BenchConfig, ServerConfig};
+use crate::config::{BenchConfig, Expect, Quiet, Reply, ServerConfig};
 use crate::error::{Error, Result, exit};
 use crate::framing::Framing;
 use crate::net::{SocketDir, resolve};
+use crate::plot::PlotFile;
 use crate::proto::{Endpoint, Proto};
 use crate::report::Report;
 use crate::server::Background;
@@ -52,6 +53,8 @@ const PROGRESS: Duration = Duration::from_millis(100);
 /// was lost or wrong; 3 otherwise, interrupted or not (nothing measured is no success).
 pub fn run(config: &BenchConfig) -> Result<u8> {
     check_open_files(config)?;
+    // Before the run, not after it: a plot that cannot be written must not cost a whole run.
+    let plot = config.plot.as_deref().map(PlotFile::open).transpose()?;
     // Signals first: from the moment the directory exists, a signal must not leave it behind.
     let signals = Signals::catch(&SocketDir::path_for("bench"))?;
     let dir = SocketDir::new("bench")?;
@@ -71,8 +74,11 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
     };
     let mut out = io::stdout();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
+    if let Some(plot) = plot {
+        plot.write(&render::plot(config, &outcomes))?;
+    }
     // Late replies are among the lost already.
-    let trouble = outcomes.iter().any(|o| o.tally.lost + o.tally.wrong + o.tally.failed > 0);
+    let trouble = outcomes.iter().any(|o| o.tally.trouble() + o.tally.failed > 0);
     let unmeasured = outcomes.len() < config.protos.len() || outcomes.iter().any(|o| o.tally.round_trips == 0);
     Ok(if trouble || unmeasured { exit::LOST } else { exit::OK })
 }
@@ -132,6 +138,7 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, signals: &Signal
         clients: config.clients,
         threads: config.threads,
         size: config.size,
+        expect: config.expect,
         window: config.window,
         stop: config.stop,
         // --rate is for all clients together; each client sends 1/clients of it.
@@ -146,7 +153,9 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, signals: &Signal
     let shared = Arc::new(Shared::new(config.threads, signals.interrupted.clone()));
     let joined = start_threads(&plan, &shared).and_then(|handles| {
         shared.ready.wait();
-        show_progress(proto, config.warmup, &shared, &handles);
+        if config.quiet < Quiet::AllButFatal {
+            show_progress(proto, config.warmup, &shared, &handles);
+        }
         join(handles)
     });
     // The server stops whatever the clients did: its socket file must not outlive the run.
@@ -176,6 +185,10 @@ fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<B
     };
     // Room for every client and a few more, so that none is turned away.
     let mut server = ServerConfig::in_process(proto, endpoint, Framing::Line, config.clients + 64);
+    // `--expect echo` measures an echo server: this one then is one.
+    if config.expect == Expect::Echo {
+        server.reply = Reply::Echo;
+    }
     // A client between messages (a slow --rate) is not idle in the sense of the timeout.
     server.idle_timeout = None;
     if config.reconnect {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use crate::config::Stop;
+use crate::config::{Expect, Stop};
 use crate::proto::Proto;
 
 /// Where the server is: resolved once by the starting thread, so that no client thread resolves.
@@ -42,6 +42,8 @@ pub struct Plan {
     pub threads: usize,
     /// Bytes in each message, line end excluded.
     pub size: usize,
+    /// What each reply must be: its message uppercased, or unchanged.
+    pub expect: Expect,
     /// Most messages one client has awaiting replies at once.
     pub window: usize,
     /// When the clients stop sending.

@@ -6,8 +6,9 @@ use std::thread;
 
 use super::tally::Tally;
 use super::worker::SLACK;
-use crate::config::{BenchConfig, Stop};
+use crate::config::{BenchConfig, Expect, Stop};
 use crate::json::Json;
+use crate::plot::{Series, svg};
 use crate::proto::Proto;
 use crate::text::{grouped, nanos};
 
@@ -124,7 +125,7 @@ fn server_line(config: &BenchConfig) -> String {
             .map_or_else(|| format!("{}:{}", config.host, config.port), |p| p.display().to_string());
         format!("netpair server at {at} (--connect: its CPU time is not seen from here)")
     } else {
-        "in-process (netpair server --reply upper, one thread)".into()
+        format!("in-process (netpair server --reply {}, one thread)", config.expect.name())
     }
 }
 
@@ -201,6 +202,11 @@ fn notes(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> Vec<S
         });
     }
     for o in outcomes {
+        if let Some(hint) = echo_hint(config, &o.tally) {
+            notes.push(format!("{}: {hint}\n", o.proto));
+        }
+    }
+    for o in outcomes {
         let t = &o.tally;
         if let (Some(rate), true) = (config.rate, t.not_sent > 0) {
             let achieved = Figures::of(t, config).rate_achieved.unwrap_or(0.0);
@@ -217,6 +223,13 @@ fn notes(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> Vec<S
         }
     }
     notes
+}
+
+/// `--expect upper` (the default) and every wrong reply was its message unchanged: an echo server.
+fn echo_hint(config: &BenchConfig, t: &Tally) -> Option<&'static str> {
+    let wrong = t.wrong + t.warmup.wrong;
+    (config.expect == Expect::Upper && wrong > 0 && t.echoes == wrong)
+        .then_some("every wrong reply was its message unchanged: for an echo server, use --expect echo")
 }
 
 /// Each row's label and its cells, one per outcome; "-" where a figure is not known.
@@ -248,6 +261,14 @@ fn rows(config: &BenchConfig, outcomes: &[Outcome]) -> Vec<(String, Vec<String>)
     row("lost (no reply in 1 s)", &|o, _| grouped(o.tally.lost));
     row("  of which came late", &|o, _| grouped(o.tally.late));
     row("wrong replies", &|o, _| grouped(o.tally.wrong));
+    row("warm-up, not measured", &|o, _| {
+        let w = o.tally.warmup;
+        let mut cell = format!("{} sent", grouped(w.sent));
+        if w.lost + w.wrong > 0 {
+            let _ = write!(cell, ", {} lost, {} wrong", grouped(w.lost), grouped(w.wrong));
+        }
+        cell
+    });
     // The first failure's reason is usually every failure's (a server gone, a limit reached).
     row("clients failed", &|o, _| match &o.tally.first_failure {
         Some(why) => format!("{} ({why})", grouped(o.tally.failed)),
@@ -270,6 +291,29 @@ fn cores() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The `--plot` picture: each transport's round trips, read from its histogram at quantiles spread
+/// evenly across the plot's stretched axis.
+pub fn plot(config: &BenchConfig, outcomes: &[Outcome]) -> String {
+    const STEPS: u32 = 300;
+    let series: Vec<Series> = outcomes
+        .iter()
+        .map(|o| {
+            let h = &o.tally.histogram;
+            let points = if h.is_empty() {
+                Vec::new()
+            } else {
+                // x = -log10(1 - p) from 0 to 3: p0 to p99.9.
+                (0..=STEPS)
+                    .map(|i| 1.0 - 10f64.powf(-3.0 * f64::from(i) / f64::from(STEPS)))
+                    .map(|p| (p, h.value_at_quantile(p) as f64))
+                    .collect()
+            };
+            Series { name: o.proto.name().to_string(), points }
+        })
+        .collect();
+    svg(&format!("netpair bench: {}", settings_line(config)), &series)
+}
+
 /// The JSON document: the settings, whether a signal cut the run short, then one object of figures
 /// per transport, keyed by its name.
 /// Figures not known (no reply timed, no server CPU clock) are left out rather than given as 0.
@@ -288,6 +332,7 @@ pub fn json(config: &BenchConfig, outcomes: &[Outcome], interrupted: bool) -> St
     settings.int("threads", config.threads as u64);
     settings.int("cores", cores() as u64);
     settings.str("server", if config.connect { "connect" } else { "in-process" });
+    settings.str("expect", config.expect.name());
     let mut out = format!("{{\"settings\":{},\"interrupted\":{interrupted},\"results\":{{", settings.finish());
     for (i, o) in outcomes.iter().enumerate() {
         let comma = if i > 0 { "," } else { "" };
@@ -316,6 +361,13 @@ fn result_json(t: &Tally, config: &BenchConfig) -> String {
         j.int("scheduled", t.scheduled).int("not_sent_on_time", t.not_sent).num("rate_achieved", r);
     }
     j.int("lost", t.lost).int("late", t.late).int("wrong", t.wrong).int("failed_clients", t.failed);
+    let w = t.warmup;
+    let mut warmup = Json::default();
+    warmup.int("sent", w.sent).int("round_trips", w.round_trips).int("lost", w.lost).int("late", w.late);
+    j.raw("warmup", &warmup.int("wrong", w.wrong).finish());
+    if let Some(hint) = echo_hint(config, t) {
+        j.str("hint", hint);
+    }
     if let Some(why) = &t.first_failure {
         j.str("failure", why);
     }

@@ -177,6 +177,7 @@ mod tests {
             stop: Stop::Messages(1),
             interval: None,
             warmup: Duration::ZERO,
+            expect: crate::config::Expect::Upper,
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             reconnect: false,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::plan::Shared;
-use super::window::Verdict;
+use super::window::{Lost, Verdict};
 
 /// What one client thread measured (or all of them, merged).
 pub struct Tally {
@@ -15,7 +15,7 @@ pub struct Tally {
     pub histogram: Histogram<u64>,
     /// Measured right replies.
     pub round_trips: u64,
-    /// Messages sent, warm-up included.
+    /// Messages sent after the warm-up.
     pub sent: u64,
     /// Under --rate: measured messages due before the clients stopped sending.
     pub scheduled: u64,
@@ -29,6 +29,11 @@ pub struct Tally {
     pub late: u64,
     /// Replies that answer no message awaited, or not with its uppercased bytes.
     pub wrong: u64,
+    /// Of the wrong replies (measured or not), those that were their message unchanged where its
+    /// uppercase was expected.
+    pub echoes: u64,
+    /// What the warm-up's messages met, apart from the measured ones.
+    pub warmup: Warmup,
     /// Clients whose socket failed.
     pub failed: u64,
     /// The first of those failures, in words.
@@ -42,6 +47,31 @@ pub struct Tally {
     pub last_reply: Option<Instant>,
     /// CPU time of the client threads while measuring.
     pub cpu: Duration,
+}
+
+/// The warm-up's counts: sent and checked like the measured messages, but kept apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Warmup {
+    /// Messages sent in the warm-up.
+    pub sent: u64,
+    /// Right replies to them.
+    pub round_trips: u64,
+    /// Their replies that did not come in time.
+    pub lost: u64,
+    /// Of those, the ones that came after all.
+    pub late: u64,
+    /// Wrong replies that came before the measurement began.
+    pub wrong: u64,
+}
+
+impl Warmup {
+    fn merge(&mut self, other: Warmup) {
+        self.sent += other.sent;
+        self.round_trips += other.round_trips;
+        self.lost += other.lost;
+        self.late += other.late;
+        self.wrong += other.wrong;
+    }
 }
 
 impl Tally {
@@ -58,6 +88,8 @@ impl Tally {
             lost: 0,
             late: 0,
             wrong: 0,
+            echoes: 0,
+            warmup: Warmup::default(),
             failed: 0,
             first_failure: None,
             start: None,
@@ -77,10 +109,31 @@ impl Tally {
                 self.histogram.saturating_record(nanos.max(1));
                 self.last_reply = Some(now);
             }
-            Verdict::Right(_) => {}
-            Verdict::Wrong => self.wrong += 1,
-            Verdict::Late => self.late += 1,
+            Verdict::Right(_) => self.warmup.round_trips += 1,
+            // A wrong reply answers no message for sure: it counts by when it came.
+            Verdict::Wrong | Verdict::Echo => {
+                self.echoes += u64::from(verdict == Verdict::Echo);
+                if self.start.is_some() { self.wrong += 1 } else { self.warmup.wrong += 1 }
+            }
+            Verdict::Late { measured: true } => self.late += 1,
+            Verdict::Late { measured: false } => self.warmup.late += 1,
         }
+    }
+
+    /// Counts a message sent now, in the warm-up or after it.
+    pub(crate) fn count_sent(&mut self, measured: bool) {
+        if measured { self.sent += 1 } else { self.warmup.sent += 1 }
+    }
+
+    /// Counts messages given up on.
+    pub(crate) fn count_lost(&mut self, lost: Lost) {
+        self.lost += lost.measured;
+        self.warmup.lost += lost.warmup;
+    }
+
+    /// Every reply lost or wrong, measured or in the warm-up: any of them fails the run.
+    pub fn trouble(&self) -> u64 {
+        self.lost + self.wrong + self.warmup.lost + self.warmup.wrong
     }
 
     /// Adds another thread's tally: counts add up, the window spans both.
@@ -95,6 +148,8 @@ impl Tally {
         self.lost += other.lost;
         self.late += other.late;
         self.wrong += other.wrong;
+        self.echoes += other.echoes;
+        self.warmup.merge(other.warmup);
         self.failed += other.failed;
         self.first_failure = self.first_failure.take().or(other.first_failure);
         self.cpu += other.cpu;
@@ -166,11 +221,18 @@ mod tests {
         a.end = Some((at(20), Some(Duration::from_millis(150))));
         let mut b = Tally::new();
         b.start = Some((at(5), Some(Duration::from_millis(90))));
-        b.count(Verdict::Late, at(6));
+        b.count(Verdict::Late { measured: true }, at(6));
         b.count(Verdict::Right(InFlight { seq: 0, since: at(30), measured: true }), at(31));
         b.end = Some((at(40), Some(Duration::from_millis(160))));
         a.merge(b);
         assert_eq!((a.round_trips, a.wrong, a.late), (2, 1, 1), "the warm-up reply is not counted");
+        // Before the measurement began: an echo is a wrong reply of the warm-up.
+        let mut c = Tally::new();
+        c.count(Verdict::Echo, at(1));
+        c.count_lost(Lost { measured: 0, warmup: 2 });
+        a.merge(c);
+        assert_eq!((a.warmup.round_trips, a.warmup.wrong, a.warmup.lost, a.echoes), (1, 1, 2, 1), "kept apart");
+        assert_eq!((a.wrong, a.lost, a.trouble()), (1, 0, 4));
         assert_eq!(a.histogram.len(), 2);
         assert_eq!(a.elapsed(), Duration::from_millis(26), "from the earliest start to the last reply");
         assert_eq!(a.server_cpu(), Some(Duration::from_millis(70)), "read at the earliest start and latest end");

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::codec::{is_reply_to, reply_seq};
+use crate::config::Expect;
 
 /// Timed-out sequence numbers remembered per client, to tell a late reply from a wrong one.
 const REMEMBER_GIVEN_UP: usize = 1024;
@@ -29,15 +30,41 @@ pub enum Verdict {
     /// Garbage, another client's reply, a second reply to one message, or a reply to a message
     /// awaited whose bytes are not that message's uppercased (it is no longer awaited either).
     Wrong,
-    /// A reply to a message already counted lost.
-    Late,
+    /// Wrong, and the message unchanged where its uppercase was expected: the server echoes.
+    Echo,
+    /// A reply to a message already counted lost (sent after the warm-up, or in it).
+    Late {
+        /// The message was sent after the warm-up.
+        measured: bool,
+    },
+}
+
+/// Messages given up on, by when they were sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// Sent after the warm-up.
+    pub measured: u64,
+    /// Sent in the warm-up.
+    pub warmup: u64,
+}
+
+impl Lost {
+    fn of(message: &InFlight) -> Lost {
+        Lost { measured: u64::from(message.measured), warmup: u64::from(!message.measured) }
+    }
+
+    fn add(&mut self, other: Lost) {
+        self.measured += other.measured;
+        self.warmup += other.warmup;
+    }
 }
 
 /// One client's messages in flight, oldest first, and the last few it gave up on.
 #[derive(Debug, Default)]
 pub struct Window {
     in_flight: VecDeque<InFlight>,
-    given_up: VecDeque<u64>,
+    /// Sequence numbers, and whether each was measured.
+    given_up: VecDeque<(u64, bool)>,
 }
 
 impl Window {
@@ -62,9 +89,9 @@ impl Window {
         self.in_flight.push_back(message);
     }
 
-    /// Judges `reply` for client `client`, whose messages are `size` bytes; `scratch` is the
-    /// caller's buffer for the message expected.
-    pub fn judge(&mut self, client: u64, reply: &[u8], size: usize, scratch: &mut Vec<u8>) -> Verdict {
+    /// Judges `reply` for client `client`, whose messages are `size` bytes and answered as `expect`
+    /// says; `scratch` is the caller's buffer for the message expected.
+    pub fn judge(&mut self, client: u64, reply: &[u8], size: usize, scratch: &mut Vec<u8>, expect: Expect) -> Verdict {
         let Some(seq) = reply_seq(reply, client) else { return Verdict::Wrong };
         // Replies come in order on a stream and nearly always on a datagram socket too: the first
         // one is the one answered, and the search is for the rest.
@@ -73,14 +100,23 @@ impl Window {
             _ => self.in_flight.iter().position(|f| f.seq == seq),
         };
         let Some(sent) = position.and_then(|p| self.in_flight.remove(p)) else {
-            return if self.given_up.contains(&seq) { Verdict::Late } else { Verdict::Wrong };
+            return match self.given_up.iter().find(|&&(given_up, _)| given_up == seq) {
+                Some(&(_, measured)) => Verdict::Late { measured },
+                None => Verdict::Wrong,
+            };
         };
-        if is_reply_to(reply, client, seq, size, scratch) { Verdict::Right(sent) } else { Verdict::Wrong }
+        if is_reply_to(reply, client, seq, size, scratch, expect) {
+            Verdict::Right(sent)
+        } else if expect == Expect::Upper && reply == scratch.as_slice() {
+            Verdict::Echo
+        } else {
+            Verdict::Wrong
+        }
     }
 
     /// Gives up on messages sent `timeout` or longer before `now`; returns how many.
-    pub fn expire(&mut self, now: Instant, timeout: Duration) -> u64 {
-        let mut expired = 0;
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Lost {
+        let mut expired = Lost::default();
         while let Some(first) = self.in_flight.front() {
             if now.saturating_duration_since(first.since) < timeout {
                 break;
@@ -88,18 +124,18 @@ impl Window {
             if self.given_up.len() == REMEMBER_GIVEN_UP {
                 self.given_up.pop_front();
             }
-            self.given_up.push_back(first.seq);
+            self.given_up.push_back((first.seq, first.measured));
+            expired.add(Lost::of(first));
             self.in_flight.pop_front();
-            expired += 1;
         }
         expired
     }
 
     /// Forgets every message in flight (its socket failed); returns how many.
-    pub fn abandon(&mut self) -> u64 {
-        let n = self.in_flight.len() as u64;
-        self.in_flight.clear();
-        n
+    pub fn abandon(&mut self) -> Lost {
+        let mut lost = Lost::default();
+        self.in_flight.drain(..).for_each(|m| lost.add(Lost::of(&m)));
+        lost
     }
 }
 
@@ -130,9 +166,9 @@ mod tests {
         let (start, mut scratch) = (Instant::now(), Vec::new());
         let mut w = window(start, &[0, 1, 2]);
         let second = InFlight { seq: 1, since: start + Duration::from_millis(1), measured: true };
-        assert_eq!(w.judge(5, &reply(5, 1), SIZE, &mut scratch), Verdict::Right(second));
-        assert_eq!(w.judge(5, &reply(5, 1), SIZE, &mut scratch), Verdict::Wrong, "a second reply");
-        assert!(matches!(w.judge(5, &reply(5, 0), SIZE, &mut scratch), Verdict::Right(m) if m.seq == 0));
+        assert_eq!(w.judge(5, &reply(5, 1), SIZE, &mut scratch, Expect::Upper), Verdict::Right(second));
+        assert_eq!(w.judge(5, &reply(5, 1), SIZE, &mut scratch, Expect::Upper), Verdict::Wrong, "a second reply");
+        assert!(matches!(w.judge(5, &reply(5, 0), SIZE, &mut scratch, Expect::Upper), Verdict::Right(m) if m.seq == 0));
         assert_eq!(w.len(), 1);
     }
 
@@ -140,15 +176,19 @@ mod tests {
     fn wrong_replies() {
         let (start, mut scratch) = (Instant::now(), Vec::new());
         let mut w = window(start, &[0, 1]);
-        assert_eq!(w.judge(5, &reply(6, 0), SIZE, &mut scratch), Verdict::Wrong, "another client's");
-        assert_eq!(w.judge(5, &reply(5, 9), SIZE, &mut scratch), Verdict::Wrong, "never sent");
-        assert_eq!(w.judge(5, b"", SIZE, &mut scratch), Verdict::Wrong);
+        assert_eq!(w.judge(5, &reply(6, 0), SIZE, &mut scratch, Expect::Upper), Verdict::Wrong, "another client's");
+        assert_eq!(w.judge(5, &reply(5, 9), SIZE, &mut scratch, Expect::Upper), Verdict::Wrong, "never sent");
+        assert_eq!(w.judge(5, b"", SIZE, &mut scratch, Expect::Upper), Verdict::Wrong);
         assert_eq!(w.len(), 2, "none of those touched the window");
         let mut lowercase = reply(5, 0);
         lowercase.make_ascii_lowercase();
-        assert_eq!(w.judge(5, &lowercase, SIZE, &mut scratch), Verdict::Wrong, "an echo, not uppercased");
+        assert_eq!(w.judge(5, &lowercase, SIZE, &mut scratch, Expect::Upper), Verdict::Echo, "an echo, not uppercased");
         assert_eq!(w.len(), 1, "a wrong reply to an awaited message uses it up");
-        assert_eq!(w.judge(5, &reply(5, 1)[..SIZE - 1], SIZE, &mut scratch), Verdict::Wrong, "cut short");
+        assert_eq!(
+            w.judge(5, &reply(5, 1)[..SIZE - 1], SIZE, &mut scratch, Expect::Upper),
+            Verdict::Wrong,
+            "cut short"
+        );
         assert!(w.is_empty());
     }
 
@@ -157,12 +197,13 @@ mod tests {
         let (start, mut scratch) = (Instant::now(), Vec::new());
         let mut w = window(start, &[0, 1, 2]);
         // Sent at 0, 1 and 2 ms; a 1 ms timeout at 2 ms gives up the first two only.
-        assert_eq!(w.expire(start + Duration::from_millis(2), Duration::from_millis(1)), 2);
+        let two = Lost { measured: 2, warmup: 0 };
+        assert_eq!(w.expire(start + Duration::from_millis(2), Duration::from_millis(1)), two);
         assert_eq!(w.len(), 1);
-        assert_eq!(w.judge(5, &reply(5, 0), SIZE, &mut scratch), Verdict::Late);
-        assert_eq!(w.judge(5, &reply(5, 1), SIZE, &mut scratch), Verdict::Late);
-        assert!(matches!(w.judge(5, &reply(5, 2), SIZE, &mut scratch), Verdict::Right(_)));
-        assert_eq!(w.expire(start + Duration::from_secs(9), Duration::from_millis(1)), 0);
+        assert_eq!(w.judge(5, &reply(5, 0), SIZE, &mut scratch, Expect::Upper), Verdict::Late { measured: true });
+        assert_eq!(w.judge(5, &reply(5, 1), SIZE, &mut scratch, Expect::Upper), Verdict::Late { measured: true });
+        assert!(matches!(w.judge(5, &reply(5, 2), SIZE, &mut scratch, Expect::Upper), Verdict::Right(_)));
+        assert_eq!(w.expire(start + Duration::from_secs(9), Duration::from_millis(1)), Lost::default());
     }
 
     #[test]
@@ -170,16 +211,17 @@ mod tests {
         let (start, mut scratch) = (Instant::now(), Vec::new());
         let seqs: Vec<u64> = (0..REMEMBER_GIVEN_UP as u64 + 1).collect();
         let mut w = window(start, &seqs);
-        assert_eq!(w.expire(start + Duration::from_secs(60), Duration::from_millis(1)), seqs.len() as u64);
-        assert_eq!(w.judge(5, &reply(5, 0), SIZE, &mut scratch), Verdict::Wrong, "forgotten");
-        assert_eq!(w.judge(5, &reply(5, 1), SIZE, &mut scratch), Verdict::Late);
+        assert_eq!(w.expire(start + Duration::from_secs(60), Duration::from_millis(1)).measured, seqs.len() as u64);
+        assert_eq!(w.judge(5, &reply(5, 0), SIZE, &mut scratch, Expect::Upper), Verdict::Wrong, "forgotten");
+        assert_eq!(w.judge(5, &reply(5, 1), SIZE, &mut scratch, Expect::Upper), Verdict::Late { measured: true });
     }
 
     #[test]
     fn abandoning_counts_what_was_awaited() {
         let mut w = window(Instant::now(), &[3, 4]);
-        assert_eq!(w.abandon(), 2);
+        w.push(InFlight { seq: 5, since: Instant::now(), measured: false });
+        assert_eq!(w.abandon(), Lost { measured: 2, warmup: 1 });
         assert!(w.is_empty());
-        assert_eq!(w.abandon(), 0);
+        assert_eq!(w.abandon(), Lost::default());
     }
 }

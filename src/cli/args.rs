@@ -8,8 +8,10 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Subcommand};
 
 use super::examples;
-use super::values::{Prompt, parse_duration, parse_loss, parse_percent, parse_rate, parse_size, port_to_connect};
-use crate::config::{Firewall, Reply};
+use super::values::{
+    Prompt, Timeout, parse_duration, parse_loss, parse_percent, parse_rate, parse_size, parse_timeout, port_to_connect,
+};
+use crate::config::{Expect, Firewall, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -108,9 +110,14 @@ pub(super) struct ClientArgs {
     pub(super) path: Option<PathBuf>,
     #[command(flatten)]
     pub(super) talk: Talk,
-    /// How long to wait for each reply (e.g. 500ms, 2s).
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
-    pub(super) timeout: Duration,
+    /// How long to wait for each reply (e.g. 500ms, 2s), or none: as long as it takes (a person
+    /// typing the replies at `server --reply stdin`).
+    #[arg(long, value_name = "DURATION|none", value_parser = parse_timeout, default_value = "2s")]
+    pub(super) timeout: Timeout,
+    /// Check each reply: its message uppercased, or unchanged (an echo server); a reply that is
+    /// not counts as wrong (exit status 3) [default: any reply is taken].
+    #[arg(long, value_enum)]
+    pub(super) expect: Option<Expect>,
     /// How long a TCP connect may take; longer than TCP's retries of a lost SYN (1 s, then 2 s more).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub(super) connect_timeout: Duration,
@@ -151,6 +158,10 @@ pub(super) struct CompareArgs {
     /// The table as one JSON object on stdout, for scripts.
     #[arg(long)]
     pub(super) json: bool,
+    /// Also draw the round trips' distribution per transport as an SVG picture in FILE (percentile
+    /// across, towards p99.9; latency up).
+    #[arg(long, value_name = "FILE.svg")]
+    pub(super) plot: Option<PathBuf>,
     /// Compare against the netpair server already running at --host (`netpair --proto tcp,udp server
     /// --host 0.0.0.0` there), over TCP and UDP, instead of servers in this process.
     #[arg(long)]
@@ -229,9 +240,17 @@ pub(super) struct BenchArgs {
     /// more). A client not connected by then has failed. Replies have their own timeout, 1 s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub(super) connect_timeout: Duration,
+    /// What each reply must be: the message uppercased, or unchanged (an echo server, for --connect;
+    /// the in-process server then echoes).
+    #[arg(long, value_enum, default_value_t = Expect::Upper)]
+    pub(super) expect: Expect,
     /// The results as one JSON object on stdout, instead of the table.
     #[arg(long)]
     pub(super) json: bool,
+    /// Also draw the round trips' distribution per transport as an SVG picture in FILE (percentile
+    /// across, towards p99.9; latency up).
+    #[arg(long, value_name = "FILE.svg")]
+    pub(super) plot: Option<PathBuf>,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }
@@ -308,8 +327,8 @@ pub(super) struct Verbosity {
     ///
     /// -q leaves out the closing summary (`sent …`, `served …`) and the warnings; the notes on single
     /// messages (no reply, late reply, line not sent) stay. -qq leaves nothing but the one line of a
-    /// fatal error (`netpair: error: …`); the exit status still says how the run went (bench's progress
-    /// line, shown on a terminal only and erased at the end, stays). stdout (transcript, JSON events,
+    /// fatal error (`netpair: error: …`) and no progress line from bench; the exit status still says
+    /// how the run went. stdout (transcript, JSON events,
     /// tables) is the same at every level.
     #[arg(short, long, action = ArgAction::Count)]
     pub(super) quiet: u8,

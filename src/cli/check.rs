@@ -85,16 +85,14 @@ fn server(args: ServerArgs) -> Result<ServerConfig> {
 }
 
 fn client(args: ClientArgs) -> Result<ClientConfig> {
-    if args.timeout.is_zero() {
-        return Err(Error::Usage("--timeout must be more than 0".into()));
-    }
     let endpoint = endpoint(args.proto, &args.host, args.port, args.path)?;
     if args.connect_timeout.is_zero() {
         return Err(Error::Usage("--connect-timeout must be more than 0".into()));
     }
     Ok(ClientConfig {
         common: common(args.proto, endpoint, args.talk, args.verbosity.quiet)?,
-        timeout: args.timeout,
+        timeout: args.timeout.0,
+        expect: args.expect,
         connect_timeout: args.connect_timeout,
     })
 }
@@ -126,7 +124,7 @@ fn compare(args: CompareArgs) -> Result<CompareConfig> {
         targets.extend(args.unixgram.map(|path| (Proto::Unixgram, Endpoint::Path(path))));
         Remote { host, targets, timeout: args.timeout }
     });
-    Ok(CompareConfig { lines, json: args.json, connect })
+    Ok(CompareConfig { lines, json: args.json, connect, plot: args.plot })
 }
 
 fn bench(args: BenchArgs) -> Result<BenchConfig> {
@@ -219,7 +217,10 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         connect_timeout: args.connect_timeout,
         reconnect: args.reconnect,
         threads: threads.min(args.clients),
+        expect: args.expect,
         json: args.json,
+        plot: args.plot,
+        quiet: Quiet::from_count(args.verbosity.quiet),
     })
 }
 
@@ -381,7 +382,7 @@ mod tests {
         assert_eq!((bench.stop, bench.warmup), (Stop::Duration(Duration::from_secs(5)), Duration::from_millis(500)));
         let Ok(Config::Client(client)) = config(&["client"]) else { panic!("expected client") };
         assert_eq!(client.common.endpoint, Endpoint::loopback(5001));
-        assert_eq!((client.common.max_message, client.timeout), (LINE_MAX, Duration::from_secs(2)));
+        assert_eq!((client.common.max_message, client.timeout), (LINE_MAX, Some(Duration::from_secs(2))));
         let Ok(Config::Server(server)) = config(&["--proto", "udp", "server"]) else { panic!("expected server") };
         assert_eq!((server.common.max_message, server.max_clients), (UDP_MAX, 16384));
         assert_eq!(server.idle_timeout, Some(Duration::from_secs(60)));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
-use crate::config::{Firewall, Reply};
+use crate::config::{Expect, Firewall, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -28,6 +28,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     match Duration::try_from_secs_f64(value * scale) {
         Ok(duration) if duration <= LONGEST => Ok(duration),
         _ => Err(format!("{text:?} is too long (at most a year)")),
+    }
+}
+
+/// A reply timeout: a duration, or `none` to wait as long as it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Timeout(pub(super) Option<Duration>);
+
+/// Parses `--timeout`: a duration more than 0 (see [`parse_duration`]), or `none`.
+pub(super) fn parse_timeout(text: &str) -> Result<Timeout, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Timeout(None));
+    }
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than 0 (--timeout none waits as long as it takes)".into()),
+        d => Ok(Timeout(Some(d))),
     }
 }
 
@@ -197,6 +212,21 @@ impl ValueEnum for Reply {
     }
 }
 
+impl ValueEnum for Expect {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Expect::Upper, Expect::Echo]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Expect::Upper => PossibleValue::new(self.name()).help("Each reply is its message uppercased"),
+            Expect::Echo => {
+                PossibleValue::new(self.name()).help("Each reply is its message unchanged (an echo server)")
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +241,13 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("18000000000000000000").is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("none"), Ok(Timeout(None)));
+        assert_eq!(parse_timeout("2s"), Ok(Timeout(Some(Duration::from_secs(2)))));
+        assert!(parse_timeout("0").unwrap_err().contains("--timeout none"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::config::{ClientConfig, Common, CompareConfig, LINE_MAX, ServerConfig,
 use crate::error::{Error, Result, describe};
 use crate::framing::Framing;
 use crate::net::{Plain, SocketDir, nobody_at};
+use crate::plot::PlotFile;
 use crate::proto::{Endpoint, Proto};
 use crate::report::{Recording, Report, Summary};
 use crate::server::Background;
@@ -100,6 +101,8 @@ struct Measured {
 pub fn run(config: &CompareConfig) -> Result<Vec<(Proto, Summary)>> {
     // Signals first: from the moment the directory exists, a signal must not leave it behind.
     on_signal_remove(&SocketDir::path_for("compare"))?;
+    // Before the run, not after it: a plot that cannot be written must not cost a whole run.
+    let plot = config.plot.as_deref().map(PlotFile::open).transpose()?;
     let dir = SocketDir::new("compare")?;
     let mut results = Vec::new();
     let place = match &config.connect {
@@ -120,6 +123,9 @@ pub fn run(config: &CompareConfig) -> Result<Vec<(Proto, Summary)>> {
         if config.json { render::json(&results, &place) } else { render::table(&results, config.lines.len(), &place) };
     let mut out = io::stdout();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
+    if let Some(plot) = plot {
+        plot.write(&render::plot(&results, config.lines.len(), &place))?;
+    }
     Ok(results.into_iter().map(|(proto, m)| (proto, m.summary)).collect())
 }
 
@@ -234,7 +240,8 @@ fn short_error(err: &Error) -> String {
 fn client_config(proto: Proto, endpoint: &Endpoint, max_message: usize, timeout: Duration) -> ClientConfig {
     ClientConfig {
         common: Common::in_process(proto, endpoint.clone(), Framing::Line, max_message),
-        timeout,
+        timeout: Some(timeout),
+        expect: Some(crate::config::Expect::Upper),
         connect_timeout: timeout,
     }
 }

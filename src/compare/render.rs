@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::{BURST, Measured, REPLY_TIMEOUT, SIZES};
 use crate::json::{Json, object_of};
 use crate::net::kernel::Account;
+use crate::plot::{Series, svg};
 use crate::proto::Proto;
 use crate::text::{count, grouped, human, millis, ms};
 
@@ -283,6 +284,20 @@ pub(super) fn json(results: &[(Proto, Measured)], place: &str) -> String {
         (proto.name().to_string(), j.finish())
     });
     object_of(members) + "\n"
+}
+
+/// The `--plot` picture: each transport's round trips in the conversation, sorted.
+pub(super) fn plot(results: &[(Proto, Measured)], messages: usize, place: &str) -> String {
+    let series: Vec<Series> = results
+        .iter()
+        .map(|(proto, m)| {
+            let mut sorted: Vec<u64> =
+                m.summary.rtts.iter().map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64).collect();
+            sorted.sort_unstable();
+            Series::of_sorted(proto.name(), &sorted)
+        })
+        .collect();
+    svg(&format!("netpair compare: {} per transport, {place}", count(messages as u64, "message")), &series)
 }
 
 #[cfg(test)]

@@ -390,6 +390,15 @@ impl Transport {
         PeerId { slot: 0, generation: 0 }
     }
 
+    /// Bytes of an unfinished line held for `peer`: it sent them with no line end yet (line framing
+    /// on a stream; 0 for datagrams and raw framing).
+    pub fn unfinished(&self, peer: PeerId) -> usize {
+        match self {
+            Transport::Stream(side) => side.unfinished(peer),
+            Transport::DatagramServer(_) | Transport::DatagramClient(_) => 0,
+        }
+    }
+
     /// Streams deliver replies in order and never lose one; datagrams may do either.
     pub fn is_ordered(&self) -> bool {
         matches!(self, Transport::Stream(_))

@@ -245,8 +245,14 @@ impl Server {
                 }
                 Event::Closed { peer, name, reason } => {
                     let peer = Peer { transport: t, id: peer };
+                    // Its messages still owed a typed reply: no line typed goes to a peer gone.
+                    let unanswered = self.owed.iter().filter(|&&owed| owed == peer).count();
                     self.owed.retain(|&owed| owed != peer);
+                    self.update_prompt();
                     self.report.disconnected(&name, &reason)?;
+                    if unanswered > 0 {
+                        self.report.unanswered(&name, unanswered as u64)?;
+                    }
                     if self.config.once && self.first_peer == Some(peer) {
                         self.done = true;
                     }
@@ -277,8 +283,21 @@ impl Server {
 
     fn reply(&mut self, peer: Peer, message: &[u8], upper: &[u8]) -> Result<()> {
         let several = self.served.iter().map(|s| s.transport.peer_count()).sum::<usize>() > 1;
+        let owed = self.config.reply == Reply::Stdin && self.lines.is_some() && self.owed.len() < OWED_MAX;
+        if owed {
+            // Queued first, so that a prompt shown again under the message names who is next.
+            self.owed.push_back(peer);
+            self.transport(peer).hold(peer.id, true);
+            self.update_prompt();
+        }
         let name = self.served[peer.transport].transport.peer_name(peer.id);
         self.report.message(name, several, message, upper)?;
+        if owed {
+            if self.owed.len() == 1 {
+                self.report.prompt()?;
+            }
+            return Ok(());
+        }
         let reply = match self.config.reply {
             Reply::Upper => upper,
             Reply::Echo => message,
@@ -294,12 +313,6 @@ impl Server {
                     ));
                     let earlier = self.owed.iter().filter(|&&owed| owed == peer).count();
                     self.transport(peer).unanswered(peer.id, earlier);
-                    return Ok(());
-                }
-                self.owed.push_back(peer);
-                self.transport(peer).hold(peer.id, true);
-                if self.owed.len() == 1 {
-                    self.report.prompt()?;
                 }
                 return Ok(());
             }
@@ -313,6 +326,14 @@ impl Server {
         let mut gone = Vec::new();
         self.transport(peer).send(peer.id, reply, &mut gone);
         self.handle(peer.transport, &mut gone)
+    }
+
+    /// Makes the prompt name the peer the next typed line answers, when others wait too.
+    fn update_prompt(&mut self) {
+        let next = self.owed.front().copied();
+        let others = next.is_some_and(|next| self.owed.iter().any(|&p| p != next));
+        let named = next.filter(|_| others).map(|p| (self.served[p.transport].proto, self.peer_name(p).to_string()));
+        self.report.set_prompt(next.is_some(), named.as_ref().map(|(proto, name)| (*proto, name.as_str())));
     }
 
     /// Pairs lines typed (or piped) on stdin with the oldest messages still owed a reply.
@@ -335,6 +356,7 @@ impl Server {
                         self.transport(peer).hold(peer.id, false);
                     }
                     self.lines = None;
+                    self.update_prompt();
                     return Ok(());
                 }
             };
@@ -345,6 +367,8 @@ impl Server {
                 continue;
             }
             self.owed.pop_front();
+            self.report.answered();
+            self.update_prompt();
             if !self.owed.contains(&peer) {
                 self.transport(peer).hold(peer.id, false);
             }

@@ -22,6 +22,7 @@ use super::plan::{Plan, Shared};
 use super::schedule::Schedule;
 use super::sockets::Timer;
 use super::tally::{Published, Tally};
+use super::window::Lost;
 use crate::config::Stop;
 use crate::error::{Error, Result, describe};
 use crate::net::mmsg;
@@ -285,8 +286,8 @@ impl<'a> Worker<'a> {
             let client = &mut self.clients[i];
             let timeout = if self.plan.reconnect { self.plan.timeout + client.handshake } else { self.plan.timeout };
             let expired = client.window.expire(now, timeout);
-            if expired > 0 {
-                self.tally.lost += expired;
+            if expired != Lost::default() {
+                self.tally.count_lost(expired);
                 self.refill(i, now);
             }
         }
@@ -302,7 +303,7 @@ impl<'a> Worker<'a> {
             State::Draining => {}
         }
         let client = &mut self.clients[i];
-        self.tally.lost += client.window.abandon();
+        self.tally.count_lost(client.window.abandon());
         self.tally.failed += 1;
         if self.tally.first_failure.is_none() {
             self.tally.first_failure = Some(format!("client {}: {}", client.id, describe(err)));

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::Worker;
 use crate::bench::connect::{Client, State};
+use crate::bench::window::Verdict;
 use crate::net::mmsg;
 
 impl Worker<'_> {
@@ -74,11 +75,12 @@ impl Worker<'_> {
     fn check_stream(&mut self, i: usize, n: usize, now: Instant) {
         let Worker { plan, clients, tally, read_buf, expect, .. } = self;
         let Client { id, window, framer, .. } = &mut clients[i];
-        let framed = framer.push(&read_buf[..n], |line| tally.count(window.judge(*id, line, plan.size, expect), now));
+        let framed = framer
+            .push(&read_buf[..n], |line| tally.count(window.judge(*id, line, plan.size, expect, plan.expect), now));
         // A line with no end in sight is one wrong reply; the framer has dropped it, and with
         // it the rest of this read (whose replies then count lost).
         if framed.is_err() {
-            tally.wrong += 1;
+            tally.count(Verdict::Wrong, now);
         }
     }
 
@@ -89,11 +91,11 @@ impl Worker<'_> {
         for (j, &len) in lens[..n].iter().enumerate() {
             // Longer than its slot: longer than any right reply.
             if len > *slot {
-                tally.wrong += 1;
+                tally.count(Verdict::Wrong, now);
                 continue;
             }
             let reply = &read_buf[j * *slot..j * *slot + len];
-            tally.count(client.window.judge(client.id, reply, plan.size, expect), now);
+            tally.count(client.window.judge(client.id, reply, plan.size, expect, plan.expect), now);
         }
     }
 }

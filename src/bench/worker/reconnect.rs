@@ -135,7 +135,7 @@ impl Worker<'_> {
         client.handshake = now.saturating_duration_since(since);
         client.window.push(InFlight { seq, since, measured });
         client.used = true;
-        self.tally.sent += 1;
+        self.tally.count_sent(measured);
         self.tally.connections += u64::from(measured);
         if client.sock.is_stream() {
             write_message(&mut client.out, client.id, seq, plan.size);

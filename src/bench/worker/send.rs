@@ -57,7 +57,7 @@ impl Worker<'_> {
             client.next_seq += 1;
             client.measured_sent += u64::from(measured);
             client.window.push(InFlight { seq, since, measured });
-            self.tally.sent += 1;
+            self.tally.count_sent(measured);
             // A stream's messages are lines; a datagram is a message, so the batch is cut by size.
             if stream {
                 write_message(&mut client.out, client.id, seq, plan.size);

@@ -140,6 +140,11 @@ impl Streams {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.read(registry, id, out, !(event.is_read_closed() || event.is_error()));
         }
+        // Held for replies owed (`--reply stdin`) after its input ended, and now closed both ways
+        // (a Unix peer gone, not one that only half-closed): nothing owed can reach it any more.
+        if event.is_write_closed() && self.conns.get(id).is_some_and(|c| c.eof && c.held) {
+            self.close(registry, id, Closed::ByPeer, out);
+        }
     }
 
     fn accept(&mut self, registry: &Registry, out: &mut Vec<Event>) {
@@ -456,6 +461,10 @@ impl Streams {
 
     pub(super) fn peer_name(&self, id: PeerId) -> &str {
         self.conns.get(id).map_or("(gone)", |c| c.name.as_str())
+    }
+
+    pub(super) fn unfinished(&self, id: PeerId) -> usize {
+        self.conns.get(id).map_or(0, |c| c.framer.pending())
     }
 
     pub(super) fn peer_count(&self) -> usize {
