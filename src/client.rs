@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::event_loop::{EventLoop, SIGNALS};
 use crate::framing::Framing;
 use crate::net::{Closed, Event, Settings, Tokens, Transport};
+use crate::proto::Proto;
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
 use crate::text::grouped;
@@ -220,6 +221,10 @@ impl Client {
             }
             if line.is_empty() && self.config.common.framing == Framing::Raw && self.config.common.proto.is_stream() {
                 self.skip("an empty message cannot travel over a stream with --framing raw (it is zero bytes)")?;
+                continue;
+            }
+            if line.is_empty() && self.config.common.proto == Proto::Seqpacket {
+                self.skip("an empty message cannot travel over seqpacket (zero bytes read as the end of the connection)")?;
                 continue;
             }
             let sent_at = Instant::now();

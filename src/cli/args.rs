@@ -26,7 +26,7 @@ pub(super) enum Command {
     /// Send each stdin line as a message and print the replies; a line `q` ends.
     #[command(after_help = examples::after_help("client"))]
     Client(ClientArgs),
-    /// Run one conversation over tcp, udp, unix and unixgram and show the differences side by side.
+    /// Run one conversation over tcp, udp, unix, unixgram and seqpacket and show the differences side by side.
     #[command(after_help = examples::after_help("compare"))]
     Compare(CompareArgs),
     /// Measure round-trip latency and throughput, against an in-process server or a running one.
@@ -53,8 +53,8 @@ pub(super) struct ServerArgs {
     /// Port to listen on; 0 asks the OS for a free one.
     #[arg(long, default_value_t = PORT)]
     pub(super) port: u16,
-    /// Socket file (or @name, an abstract socket) to listen on, for --proto unix and unixgram; with
-    /// both in --proto, two comma-separated, in the order of --proto.
+    /// Socket file (or @name, an abstract socket) to listen on, for --proto unix, unixgram and
+    /// seqpacket; with several in --proto, as many comma-separated, in the order of --proto.
     #[arg(long, value_delimiter = ',')]
     pub(super) path: Vec<PathBuf>,
     #[command(flatten)]
@@ -91,7 +91,7 @@ pub(super) struct ClientArgs {
     /// Port of the server.
     #[arg(long, value_parser = port_to_connect, default_value_t = PORT)]
     pub(super) port: u16,
-    /// Socket file of the server, for --proto unix and unixgram.
+    /// Socket file of the server, for --proto unix, unixgram and seqpacket.
     #[arg(long)]
     pub(super) path: Option<PathBuf>,
     #[command(flatten)]
@@ -158,6 +158,9 @@ pub(super) struct CompareArgs {
     /// With --connect to this machine: the server's unixgram socket file, to compare that kind too.
     #[arg(long, value_name = "PATH", requires = "connect")]
     pub(super) unixgram: Option<PathBuf>,
+    /// With --connect to this machine: the server's seqpacket socket file, to compare that kind too.
+    #[arg(long, value_name = "PATH", requires = "connect")]
+    pub(super) seqpacket: Option<PathBuf>,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }
@@ -174,7 +177,7 @@ pub(super) struct BenchArgs {
     /// Port of the server to --connect to (the in-process server takes a free one).
     #[arg(long, default_value_t = PORT)]
     pub(super) port: u16,
-    /// Socket file for --proto unix and unixgram: where the in-process server listens (default: in a
+    /// Socket file for --proto unix, unixgram and seqpacket: where the in-process server listens (default: in a
     /// temporary directory), or with --connect the server's.
     #[arg(long)]
     pub(super) path: Option<PathBuf>,

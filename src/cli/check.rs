@@ -123,6 +123,7 @@ fn compare(args: CompareArgs) -> Result<CompareConfig> {
         ];
         targets.extend(args.unix.map(|path| (Proto::Unix, Endpoint::Path(path))));
         targets.extend(args.unixgram.map(|path| (Proto::Unixgram, Endpoint::Path(path))));
+        targets.extend(args.seqpacket.map(|path| (Proto::Seqpacket, Endpoint::Path(path))));
         Remote { host, targets, timeout: args.timeout }
     });
     Ok(CompareConfig { lines, json: args.json, connect })
@@ -185,10 +186,10 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
     }
     let unix = protos.iter().filter(|p| p.is_unix()).count();
     if args.connect && unix > 0 && args.path.is_none() {
-        return usage("--connect with --proto unix or unixgram needs --path SOCKET_FILE".into());
+        return usage("--connect with --proto unix, unixgram or seqpacket needs --path SOCKET_FILE".into());
     }
     if args.connect && unix > 1 {
-        return usage("--connect can reach unix and unixgram only one at a time (one --path)".into());
+        return usage("--connect can reach one Unix kind at a time (one --path)".into());
     }
     if args.path.as_deref().is_some_and(|path| path.as_os_str().is_empty()) {
         return usage("--path must not be empty".into());
@@ -229,7 +230,7 @@ fn endpoint(proto: Proto, host: &str, port: u16, path: Option<PathBuf>) -> Resul
         (true, Some(path)) => Ok(Endpoint::Path(path)),
         (true, None) => Err(Error::Usage(format!("--proto {proto} needs --path SOCKET_FILE"))),
         (false, Some(_)) => {
-            Err(Error::Usage(format!("--path is for --proto unix or unixgram, not {proto} (use --host and --port)")))
+            Err(Error::Usage(format!("--path is for --proto unix, unixgram or seqpacket, not {proto} (use --host and --port)")))
         }
         (false, None) => Ok(Endpoint::Inet { host: host.to_string(), port }),
     }

@@ -1,5 +1,6 @@
 //! The network layer: sockets behind one enum. Stream sockets (TCP, Unix) are cut into messages by
-//! the framing; datagram sockets (UDP, Unix datagram) carry one message per datagram. The server and
+//! the framing; datagram sockets (UDP, Unix datagram) carry one message per datagram; Unix seqpacket
+//! sockets are connections (on the stream side) that carry one message per read. The server and
 //! the client see only peers, messages and events; this file holds the one `match` between stream
 //! and datagram sockets.
 //!
@@ -19,7 +20,7 @@ mod stream;
 
 pub use datagram::{DatagramClient, DatagramServer};
 pub use plain::{Plain, nobody_at};
-pub use socket::{SocketDir, SocketFile, resolve, udp_connected};
+pub use socket::{SocketDir, SocketFile, resolve, seqpacket_connect, udp_connected};
 pub use stream::Streams;
 
 use std::fmt;
@@ -34,7 +35,9 @@ use crate::framing::Framing;
 use crate::proto::{Endpoint, Proto};
 use datagram::Dgram;
 use datagram::Side as _;
-use socket::{Buffer, UnixName, bind_unix, client_name, deepen_backlog, first_ok, widen_buffer};
+use socket::{
+    Buffer, UnixName, bind_unix, client_name, deepen_backlog, first_ok, seqpacket_listener, widen_buffer,
+};
 use stream::{Listener, Stream};
 
 /// How a transport is to behave, whichever its kind.
@@ -157,7 +160,7 @@ pub enum Closed {
     ByPeer,
     /// Nothing from the peer for the idle timeout.
     Idle,
-    /// The peer sent a line over the size bound (stream only).
+    /// The peer sent a line (or a seqpacket message) over the size bound.
     TooLong,
     /// The socket failed: reset, refused, or another error.
     Failed(io::Error),
@@ -219,6 +222,12 @@ impl Transport {
                 deepen_backlog(&listener);
                 Transport::Stream(Streams::new(settings, Some(Listener::Unix(listener)), Some(bound)))
             }
+            (Proto::Seqpacket, Endpoint::Path(path)) => {
+                let (listener, bound) = bind_unix(proto, path, seqpacket_listener)?;
+                let listener = UnixListener::from_std(listener);
+                deepen_backlog(&listener);
+                Transport::Stream(Streams::new(settings, Some(Listener::Unix(listener)), Some(bound)))
+            }
             (Proto::Unixgram, Endpoint::Path(path)) => {
                 let (sock, bound) = bind_unix(proto, path, UnixDatagram::bind_addr)?;
                 // A Unix datagram stays charged to its sender until its receiver reads it: the send
@@ -250,11 +259,15 @@ impl Transport {
                 stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
                 Transport::Stream(Streams::client(settings, Stream::Tcp(TcpStream::from_std(stream)), name))
             }
-            (Proto::Unix, Endpoint::Path(path)) => {
+            (Proto::Unix | Proto::Seqpacket, Endpoint::Path(path)) => {
                 let name = path.display().to_string();
                 let addr = UnixName::of(path).addr().map_err(|e| failed(name.clone(), e))?;
-                let stream =
-                    std::os::unix::net::UnixStream::connect_addr(&addr).map_err(|e| failed(name.clone(), e))?;
+                let stream = if proto == Proto::Seqpacket {
+                    seqpacket_connect(&addr, false)
+                } else {
+                    std::os::unix::net::UnixStream::connect_addr(&addr)
+                };
+                let stream = stream.map_err(|e| failed(name.clone(), e))?;
                 stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
                 Transport::Stream(Streams::client(settings, Stream::Unix(UnixStream::from_std(stream)), name))
             }
@@ -315,8 +328,10 @@ impl Transport {
     /// Says that `peer`'s message after the `earlier` ones it still awaits replies to will get no
     /// reply, so that a datagram peer's later replies keep their own messages' line ends.
     pub fn unanswered(&mut self, peer: PeerId, earlier: usize) {
-        if let Transport::DatagramServer(side) = self {
-            side.unanswered(peer, earlier);
+        match self {
+            Transport::Stream(side) => side.unanswered(peer, earlier),
+            Transport::DatagramServer(side) => side.unanswered(peer, earlier),
+            Transport::DatagramClient(_) => {}
         }
     }
 

@@ -344,6 +344,11 @@ impl Server {
                 warn!("an empty line cannot be sent over a raw stream: type the reply to {}", self.peer_name(peer));
                 continue;
             }
+            if line.is_empty() && proto == Proto::Seqpacket {
+                // Zero bytes would read as the end of the connection.
+                warn!("an empty line cannot be sent over seqpacket: type the reply to {}", self.peer_name(peer));
+                continue;
+            }
             self.owed.pop_front();
             if !self.owed.contains(&peer) {
                 self.transport(peer).hold(peer.id, false);
@@ -363,7 +368,7 @@ impl Server {
 /// datagrams, where no peer ever says it is done.
 fn idle_timeout(proto: Proto, idle: Option<Duration>, once_grace: Option<Duration>) -> Option<Duration> {
     match once_grace {
-        Some(grace) if !proto.is_stream() => Some(idle.map_or(grace, |idle| idle.min(grace))),
+        Some(grace) if !proto.is_connected() => Some(idle.map_or(grace, |idle| idle.min(grace))),
         _ => idle,
     }
 }

@@ -1,6 +1,10 @@
 //! One stream connection: the socket (TCP or Unix), a listener's accept, and what is buffered for
 //! the connection (its unfinished line, its unwritten replies, its reading state).
+//!
+//! A Unix seqpacket connection is a `Stream::Unix` too: accept, read and write are the same calls,
+//! and what differs (a read is one message, a write sends one) is the owner's to know.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
@@ -9,6 +13,7 @@ use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
 use crate::framing::LineFramer;
+use crate::net::line_ends::LineEnds;
 use crate::sys;
 
 pub(in crate::net) enum Listener {
@@ -52,6 +57,19 @@ impl Stream {
             Stream::Tcp(s) => sys::unsent(s),
             Stream::Unix(_) => 0,
         }
+    }
+}
+
+impl Stream {
+    /// Seqpacket: receives one message into `buf`, returning the bytes kept and the message's real
+    /// length (MSG_TRUNC), larger when `buf` could not hold it all. (0, 0) is the end of the connection.
+    pub(super) fn recv_packet(&self, buf: &mut [u8]) -> io::Result<(usize, usize)> {
+        let flags = rustix::net::RecvFlags::TRUNC;
+        let received = match self {
+            Stream::Tcp(s) => rustix::net::recv(s, buf, flags),
+            Stream::Unix(s) => rustix::net::recv(s, buf, flags),
+        };
+        Ok(received?)
     }
 }
 
@@ -107,6 +125,10 @@ pub(super) struct Conn {
     pub(super) framer: LineFramer,
     pub(super) output: Vec<u8>,
     pub(super) written: usize,
+    /// Seqpacket: the length of each message in `output[written..]`, oldest first (each is one write).
+    pub(super) packets: VecDeque<usize>,
+    /// Seqpacket: the line ends of its messages, which their replies go back with (as over unixgram).
+    pub(super) line_ends: LineEnds,
     pub(super) wants_write: bool,
     pub(super) paused: bool,
     pub(super) eof: bool,
@@ -130,6 +152,8 @@ impl Conn {
             framer: LineFramer::new(max_message),
             output: Vec::new(),
             written: 0,
+            packets: VecDeque::new(),
+            line_ends: LineEnds::default(),
             wants_write: false,
             paused: false,
             eof: false,

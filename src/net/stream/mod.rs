@@ -21,7 +21,8 @@ use super::slots::Slots;
 use super::socket::{UnixBound, spare_file};
 use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
 use crate::error::describe;
-use crate::framing::Framing;
+use crate::framing::{Framing, strip_line_end};
+use crate::proto::Proto;
 use crate::text::count;
 use crate::throttle::Throttle;
 use conn::Conn;
@@ -34,12 +35,19 @@ const SMALL_HOLDING: usize = 4 * 1024;
 /// What a connection's output buffer keeps once empty: enough for a few ordinary replies, so a talkative
 /// peer does not allocate for each, while an idle one holds no more than this.
 const KEEP_CAPACITY: usize = 4 * 1024;
+/// The largest seqpacket message buffer kept, whatever --max-message says (a Unix socket's send
+/// buffer, about 200 KiB by default, stops one long before).
+const PACKET_CEILING: usize = 4 << 20;
 
 /// The stream side: a listener and its connections (server), or one connection (client).
 pub struct Streams {
     listener: Option<Listener>,
     conns: Slots<Conn>,
     framing: Framing,
+    /// Seqpacket: each read is one whole message and each message one write, with no framing.
+    packets: bool,
+    /// A server's side (it has had a listener), not a client's.
+    serving: bool,
     max_message: usize,
     max_peers: usize,
     tokens: Tokens,
@@ -69,15 +77,20 @@ pub struct Streams {
 
 impl Streams {
     pub(super) fn new(settings: &Settings, listener: Option<Listener>, unix: Option<UnixBound>) -> Self {
+        let packets = settings.proto == Proto::Seqpacket;
         let read_size = match settings.framing {
+            // One byte more than allowed, so that a message over the bound shows as one.
+            _ if packets => settings.max_message.min(PACKET_CEILING) + 1,
             Framing::Line => 64 * 1024,
             Framing::Raw => settings.max_message.min(64 * 1024),
         };
         Streams {
             spare: listener.as_ref().and_then(|_| spare_file()),
+            serving: listener.is_some(),
             listener,
             conns: Slots::new(),
             framing: settings.framing,
+            packets,
             max_message: settings.max_message,
             max_peers: settings.max_peers,
             tokens: settings.tokens,
@@ -245,12 +258,19 @@ impl Streams {
                 break;
             }
             let room = if over { SMALL_HOLDING } else { self.scratch.len() };
-            let n = match conn.sock.read(&mut self.scratch[..room]) {
-                Ok(0) => {
+            // A message is read whole or not at all: a seqpacket read is never cut to `room`.
+            let read = if self.packets {
+                conn.sock.recv_packet(&mut self.scratch)
+            } else {
+                conn.sock.read(&mut self.scratch[..room]).map(|n| (n, n))
+            };
+            let (n, whole) = match read {
+                // On seqpacket too: an empty message cannot be told from the end (netpair sends none).
+                Ok((0, 0)) => {
                     conn.eof = true;
                     break;
                 }
-                Ok(n) => n,
+                Ok(read) => read,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -263,6 +283,23 @@ impl Streams {
             let drained = short_read_drains && n < room;
             let data = &self.scratch[..n];
             match self.framing {
+                _ if self.packets => {
+                    if whole > self.max_message {
+                        warn!(
+                            "{} sent a message of {} bytes, over --max-message {}; closing it",
+                            conn.name, whole, self.max_message
+                        );
+                        failed = Some(Closed::TooLong);
+                        break;
+                    }
+                    // As over unixgram: a line end is no part of the message, and its reply gets it back.
+                    let (body, line_end) = strip_line_end(data);
+                    if self.serving { conn.line_ends.push(line_end) } else { conn.line_ends.seen(line_end) }
+                    out.push(Event::Message(id, self.pool.message(body)));
+                    conn.recount(&mut self.buffered);
+                    // One message per read: only WouldBlock says the socket is empty.
+                    continue;
+                }
                 Framing::Raw => out.push(Event::Message(id, self.pool.message(data))),
                 Framing::Line => {
                     let pool = &mut self.pool;
@@ -300,6 +337,18 @@ impl Streams {
             debug!("reply to a peer already gone dropped");
             return;
         };
+        if self.packets {
+            let line_end = if self.serving { conn.line_ends.pop() } else { conn.line_ends.latest() };
+            if message.is_empty() && line_end.is_empty() {
+                debug!("empty message to {} not sent: over seqpacket it would read as the end", conn.name);
+                return;
+            }
+            conn.output.extend_from_slice(message);
+            conn.output.extend_from_slice(line_end);
+            conn.packets.push_back(message.len() + line_end.len());
+            conn.recount(&mut self.buffered);
+            return self.mark_dirty(id);
+        }
         if self.framing == Framing::Raw && message.is_empty() {
             debug!("empty reply to {} not sent: a raw stream cannot carry an empty message", conn.name);
             return;
@@ -344,16 +393,25 @@ impl Streams {
             return;
         };
         while conn.unwritten() > 0 {
-            match conn.sock.write(&conn.output[conn.written..]) {
+            // A seqpacket write sends one message, whole (or nothing: WouldBlock).
+            let end = conn.packets.front().map_or(conn.output.len(), |len| conn.written + len);
+            match conn.sock.write(&conn.output[conn.written..end]) {
                 Ok(0) => {
                     return self.close(registry, id, Closed::Failed(io::ErrorKind::WriteZero.into()), out);
                 }
                 Ok(n) => {
                     conn.written += n;
+                    conn.packets.pop_front();
                     conn.last_active = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) && self.packets => {
+                    // Too big for the socket's buffer: that message is not sent, the connection stays.
+                    conn.written = end;
+                    conn.packets.pop_front();
+                    out.push(Event::NotSent { peer: id, reason: e });
+                }
                 Err(e) => {
                     // A peer that closed may have said why first (a full server's refusal): read
                     // what it sent before the write's error ends the connection.
@@ -494,6 +552,16 @@ impl Streams {
             conn.held = held;
             // A peer whose input ended is closed once released and written to (see flush).
             self.mark_dirty(id);
+        }
+    }
+
+    /// Seqpacket: `id`'s message after the `earlier` ones still owed replies gets none, so its line
+    /// end is not given to the next reply.
+    pub(super) fn unanswered(&mut self, id: PeerId, earlier: usize) {
+        if let Some(conn) = self.conns.get_mut(id)
+            && self.packets
+        {
+            conn.line_ends.remove(earlier);
         }
     }
 
