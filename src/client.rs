@@ -64,6 +64,8 @@ pub fn run(
         tokens: Tokens::of(0),
         once: false,
         max_buffered: usize::MAX,
+        nodelay: config.common.nodelay,
+        writes: config.writes,
     };
     let mut transport = Transport::connect(&settings, &config.common.endpoint, config.connect_timeout)?;
     let mut event_loop = EventLoop::new(catch_signals)?;

@@ -82,13 +82,15 @@ pub struct Common {
     pub prompt: bool,
     /// What of the notes and summary reaches stderr.
     pub quiet: Quiet,
+    /// TCP: TCP_NODELAY on the connections (Nagle's algorithm off), so a short message goes at once.
+    pub nodelay: bool,
 }
 
 impl Common {
     /// Settings for a run inside this process (`compare`, `bench`): no JSON on stdout, no prompt
     /// (and reports that go nowhere, so nothing to make quiet).
     pub fn in_process(proto: Proto, endpoint: Endpoint, framing: Framing, max_message: usize) -> Common {
-        Common { proto, endpoint, framing, max_message, json: false, prompt: false, quiet: Quiet::No }
+        Common { proto, endpoint, framing, max_message, json: false, prompt: false, quiet: Quiet::No, nodelay: true }
     }
 }
 
@@ -147,6 +149,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// How long a connect may take (TCP; the other kinds connect at once or not at all).
     pub connect_timeout: Duration,
+    /// Write calls each message is sent in (2: its first half, then the rest); byte streams only.
+    pub writes: usize,
 }
 
 /// The default `--connect-timeout`: it outlasts two lost SYNs (retried after 1 s, then 2 s more).
@@ -214,6 +218,10 @@ pub struct BenchConfig {
     pub reconnect: bool,
     /// Client threads.
     pub threads: usize,
+    /// TCP_NODELAY on the clients' connections and the in-process server's.
+    pub nodelay: bool,
+    /// Write calls each message is sent in (2: its first half, then the rest); byte streams only.
+    pub writes: usize,
     /// One JSON document instead of the table.
     pub json: bool,
 }

@@ -174,13 +174,16 @@ impl Report {
         self.line(format_args!("Listening on {proto} {address}"))
     }
 
-    /// A new peer: `Connection from: ADDR`.
-    pub fn connected(&mut self, peer: &str) -> Result<()> {
+    /// A new peer: `Connection from: ADDR`; in JSON, with TCP_NODELAY as the kernel has it (TCP).
+    pub fn connected(&mut self, peer: &str, nodelay: Option<bool>) -> Result<()> {
         if let Some(recording) = &self.recording {
             recording.push(Seen::Connected(peer.to_string()));
         }
         if self.json {
-            return self.event("connect", |j| j.str("peer", peer));
+            return self.event("connect", |j| match nodelay {
+                Some(on) => j.str("peer", peer).bool("nodelay", on),
+                None => j.str("peer", peer),
+            });
         }
         let peer = self.shown_peer(peer);
         self.line(format_args!("Connection from: {peer}"))

@@ -140,6 +140,8 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, signals: &Signal
         timeout: TIMEOUT,
         connect_timeout: config.connect_timeout,
         reconnect: config.reconnect,
+        nodelay: config.nodelay,
+        writes: config.writes,
         socket_dir: dir.path().to_path_buf(),
         server_clock: server.as_ref().and_then(Background::cpu_clock),
     });
@@ -178,6 +180,7 @@ fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<B
     let mut server = ServerConfig::in_process(proto, endpoint, Framing::Line, config.clients + 64);
     // A client between messages (a slow --rate) is not idle in the sense of the timeout.
     server.idle_timeout = None;
+    server.common.nodelay = config.nodelay;
     if config.reconnect {
         if proto.is_connected() {
             // A connection the client has just closed is served until the server reads its end.

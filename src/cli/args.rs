@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Subcommand};
 
 use super::examples;
-use super::values::{Prompt, parse_duration, parse_size, port_to_connect};
+use super::values::{Prompt, Switch, parse_duration, parse_size, port_to_connect};
 use crate::config::Reply;
 use crate::framing::Framing;
 use crate::proto::Proto;
@@ -103,7 +103,30 @@ pub(super) struct ClientArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub(super) connect_timeout: Duration,
     #[command(flatten)]
+    pub(super) writes: Writes,
+    #[command(flatten)]
     pub(super) verbosity: Verbosity,
+}
+
+/// How a client writes each message: the same flag on `client` and `bench`.
+#[derive(Debug, Args)]
+pub(super) struct Writes {
+    /// Write each message in this many write() calls: 2 sends its first half, then the rest (TCP
+    /// and unix only; a datagram or seqpacket write is a message of its own). With --nodelay off,
+    /// Nagle's algorithm holds the second part back until the first is acknowledged, and the
+    /// server delays that acknowledgement (about 40 ms on Linux), waiting for the rest.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub(super) writes: u8,
+}
+
+/// TCP_NODELAY: the same flag on `server`, `client` and `bench`.
+#[derive(Debug, Args)]
+pub(super) struct Nodelay {
+    /// TCP_NODELAY on each TCP connection: on sends every write at once; off leaves Nagle's
+    /// algorithm on, which holds a small write back while an earlier one is unacknowledged. On by
+    /// default: a conversation of short requests and replies waits for each write to arrive.
+    #[arg(long, value_enum, value_name = "ON|OFF", default_value_t = Switch::On)]
+    pub(super) nodelay: Switch,
 }
 
 /// How the server and the client carry the conversation: the same flags, with the same meaning, on both.
@@ -122,6 +145,8 @@ pub(super) struct Talk {
     /// Print a ` ? ` prompt before reading each line of stdin: auto = when stdin is a terminal.
     #[arg(long, value_enum, default_value_t = Prompt::Auto)]
     pub(super) prompt: Prompt,
+    #[command(flatten)]
+    pub(super) nodelay: Nodelay,
 }
 
 /// `netpair compare`.
@@ -223,6 +248,10 @@ pub(super) struct BenchArgs {
     /// The results as one JSON object on stdout, instead of the table.
     #[arg(long)]
     pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) nodelay: Nodelay,
+    #[command(flatten)]
+    pub(super) writes: Writes,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }

@@ -92,6 +92,7 @@ fn client(args: ClientArgs) -> Result<ClientConfig> {
         return Err(Error::Usage("--connect-timeout must be more than 0".into()));
     }
     Ok(ClientConfig {
+        writes: writes(&[args.proto], args.writes.writes)?,
         common: common(args.proto, endpoint, args.talk, args.verbosity.quiet)?,
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
@@ -108,6 +109,7 @@ fn common(proto: Proto, endpoint: Endpoint, talk: Talk, quiet: u8) -> Result<Com
         max_message,
         json: talk.json,
         prompt: talk.prompt.enabled(),
+        nodelay: talk.nodelay.nodelay.on(),
         quiet: Quiet::from_count(quiet),
     })
 }
@@ -204,6 +206,7 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         Some(n) => positive(n, "--threads")?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    let writes = writes(&protos, args.writes.writes)?;
     Ok(BenchConfig {
         protos,
         host: args.host,
@@ -220,7 +223,21 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         reconnect: args.reconnect,
         threads: threads.min(args.clients),
         json: args.json,
+        nodelay: args.nodelay.nodelay.on(),
+        writes,
     })
+}
+
+/// `--writes`, for byte streams only: over a kind that keeps message boundaries, each write would
+/// be a message of its own.
+fn writes(protos: &[Proto], writes: u8) -> Result<usize> {
+    match protos.iter().find(|p| !p.is_stream()) {
+        Some(proto) if writes > 1 => Err(Error::Usage(format!(
+            "--writes {writes} splits each message into {writes} writes, which only a byte stream (tcp, unix) \
+             joins again: over --proto {proto} each write is a message of its own"
+        ))),
+        _ => Ok(usize::from(writes)),
+    }
 }
 
 /// A path for the Unix kinds, a host and port for the others; either given where it does not belong is an error.

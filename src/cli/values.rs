@@ -85,6 +85,20 @@ pub(super) fn port_to_connect(text: &str) -> Result<u16, String> {
     }
 }
 
+/// A setting turned on or off (`--nodelay on`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(super) enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    /// Whether it is on.
+    pub(super) fn on(self) -> bool {
+        self == Switch::On
+    }
+}
+
 /// When to print the ` ? ` prompt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum Prompt {

@@ -235,6 +235,7 @@ fn client_config(proto: Proto, endpoint: &Endpoint, max_message: usize, timeout:
         common: Common::in_process(proto, endpoint.clone(), Framing::Line, max_message),
         timeout,
         connect_timeout: timeout,
+        writes: 1,
     }
 }
 

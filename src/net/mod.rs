@@ -58,6 +58,10 @@ pub struct Settings {
     /// Most bytes held for all peers together (unfinished lines and unwritten replies): past it the
     /// server reads only from peers that hold (almost) nothing.
     pub max_buffered: usize,
+    /// TCP: TCP_NODELAY on each connection (Nagle's algorithm off).
+    pub nodelay: bool,
+    /// Byte streams: write calls each message is sent in (2: its first half, then the rest).
+    pub writes: usize,
 }
 
 impl Settings {
@@ -373,6 +377,14 @@ impl Transport {
     /// True while any reply is waiting to be written or, on TCP, to be acknowledged by its peer.
     pub fn has_output(&self) -> bool {
         either!(self, side => side.has_output())
+    }
+
+    /// TCP_NODELAY on `peer`'s connection, read back from the kernel (TCP only).
+    pub fn nodelay(&self, peer: PeerId) -> Option<bool> {
+        match self {
+            Transport::Stream(side) => side.nodelay(peer),
+            _ => None,
+        }
     }
 
     /// How a peer is named in output.

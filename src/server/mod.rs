@@ -234,7 +234,7 @@ impl Server {
                 Event::Connected(id) => {
                     self.clients += 1;
                     self.first_peer.get_or_insert(Peer { transport: t, id });
-                    self.report.connected(transport.peer_name(id))?;
+                    self.report.connected(transport.peer_name(id), transport.nodelay(id))?;
                 }
                 Event::Message(id, message) => {
                     self.answer(Peer { transport: t, id }, &message)?;

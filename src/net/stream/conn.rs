@@ -25,10 +25,7 @@ impl Listener {
     /// Accepts one connection: its socket and the peer's name ("" for an unnamed Unix peer).
     pub(super) fn accept(&self) -> io::Result<(Stream, String)> {
         match self {
-            Listener::Tcp(l) => l.accept().map(|(s, addr)| {
-                let _ = s.set_nodelay(true);
-                (Stream::Tcp(s), addr.to_string())
-            }),
+            Listener::Tcp(l) => l.accept().map(|(s, addr)| (Stream::Tcp(s), addr.to_string())),
             Listener::Unix(l) => l.accept().map(|(s, addr)| {
                 use std::os::linux::net::SocketAddrExt;
                 let name = match (addr.as_pathname(), addr.as_abstract_name()) {
@@ -61,6 +58,23 @@ impl Stream {
 }
 
 impl Stream {
+    /// Sets TCP_NODELAY on a TCP connection as asked (a Unix socket has no such option).
+    pub(super) fn set_nodelay(&self, on: bool) {
+        if let Stream::Tcp(s) = self
+            && let Err(e) = s.set_nodelay(on)
+        {
+            log::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    }
+
+    /// TCP_NODELAY as the kernel has it (TCP only).
+    pub(super) fn nodelay(&self) -> Option<bool> {
+        match self {
+            Stream::Tcp(s) => s.nodelay().ok(),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// Seqpacket: receives one message into `buf`, returning the bytes kept and the message's real
     /// length (MSG_TRUNC), larger when `buf` could not hold it all. (0, 0) is the end of the connection.
     pub(super) fn recv_packet(&self, buf: &mut [u8]) -> io::Result<(usize, usize)> {
@@ -125,7 +139,8 @@ pub(super) struct Conn {
     pub(super) framer: LineFramer,
     pub(super) output: Vec<u8>,
     pub(super) written: usize,
-    /// Seqpacket: the length of each message in `output[written..]`, oldest first (each is one write).
+    /// Where the writes of `output[written..]` end, as lengths, oldest first: each seqpacket message
+    /// is one write, and with `--writes 2` each half of a stream message. Empty: write all at once.
     pub(super) packets: VecDeque<usize>,
     /// Seqpacket: the line ends of its messages, which their replies go back with (as over unixgram).
     pub(super) line_ends: LineEnds,

@@ -48,6 +48,10 @@ pub struct Streams {
     packets: bool,
     /// A server's side (it has had a listener), not a client's.
     serving: bool,
+    /// TCP_NODELAY on each TCP connection.
+    nodelay: bool,
+    /// Write calls per message on a byte stream (2: its first half, then the rest).
+    writes: usize,
     max_message: usize,
     max_peers: usize,
     tokens: Tokens,
@@ -91,6 +95,8 @@ impl Streams {
             conns: Slots::new(),
             framing: settings.framing,
             packets,
+            nodelay: settings.nodelay,
+            writes: settings.writes,
             max_message: settings.max_message,
             max_peers: settings.max_peers,
             tokens: settings.tokens,
@@ -117,9 +123,7 @@ impl Streams {
     }
 
     pub(super) fn client(settings: &Settings, sock: Stream, name: String) -> Self {
-        if let Stream::Tcp(s) = &sock {
-            let _ = s.set_nodelay(true);
-        }
+        sock.set_nodelay(settings.nodelay);
         let mut side = Streams::new(settings, None, None);
         side.conns.insert(Conn::new(sock, name, settings.max_message));
         side
@@ -190,6 +194,7 @@ impl Streams {
                 let _ = sock.write(self.turned_away.as_bytes());
                 continue;
             }
+            sock.set_nodelay(self.nodelay);
             let id = self.conns.insert(Conn::new(sock, name, self.max_message));
             let conn = self.conns.get_mut(id).expect("just inserted");
             if let Err(e) = registry.register(&mut conn.sock, self.tokens.peer(id), Interest::READABLE) {
@@ -353,9 +358,16 @@ impl Streams {
             debug!("empty reply to {} not sent: a raw stream cannot carry an empty message", conn.name);
             return;
         }
+        let start = conn.output.len();
         conn.output.extend_from_slice(message);
         if self.framing == Framing::Line {
             conn.output.push(b'\n');
+        }
+        if self.writes > 1 {
+            // The first half, then the rest, each a write of its own (after what was queued before).
+            let queued = start - conn.written - conn.packets.iter().sum::<usize>();
+            let first = (conn.output.len() - start) / 2;
+            conn.packets.extend([queued, first, conn.output.len() - start - first].into_iter().filter(|&n| n > 0));
         }
         conn.recount(&mut self.buffered);
         self.mark_dirty(id);
@@ -401,7 +413,12 @@ impl Streams {
                 }
                 Ok(n) => {
                     conn.written += n;
-                    conn.packets.pop_front();
+                    // A stream may take part of a write: the rest of it is the next one.
+                    match conn.packets.front_mut() {
+                        Some(len) if *len > n => *len -= n,
+                        Some(_) => drop(conn.packets.pop_front()),
+                        None => {}
+                    }
                     conn.last_active = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -510,6 +527,11 @@ impl Streams {
 
     pub(super) fn has_output(&self) -> bool {
         self.conns.iter().any(|(_, c)| c.unwritten() > 0 || c.sock.unacked() > 0)
+    }
+
+    /// TCP_NODELAY on `id`'s connection, as the kernel has it (TCP only).
+    pub(super) fn nodelay(&self, id: PeerId) -> Option<bool> {
+        self.conns.get(id).and_then(|c| c.sock.nodelay())
     }
 
     pub(super) fn peer_name(&self, id: PeerId) -> &str {
