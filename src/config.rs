@@ -140,6 +140,19 @@ impl ServerConfig {
     }
 }
 
+/// How a client ends its side of the conversation when its input ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Waits for the replies it awaits (each within --timeout), then closes.
+    Wait,
+    /// Shuts its sending side (SHUT_WR) at once, then reads the replies owed until the server closes.
+    HalfClose,
+    /// Closes at once: replies still on their way meet a closed socket.
+    Close,
+    /// SO_LINGER 0, then closes at once: the server is sent a reset (TCP).
+    Reset,
+}
+
 /// Settings for `netpair client`.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -151,6 +164,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Write calls each message is sent in (2: its first half, then the rest); byte streams only.
     pub writes: usize,
+    /// Messages sent ahead of their replies, at most.
+    pub window: usize,
+    /// What it does when its input ends.
+    pub end: End,
 }
 
 /// The default `--connect-timeout`: it outlasts two lost SYNs (retried after 1 s, then 2 s more).

@@ -232,13 +232,27 @@ impl Report {
             recording.push(Seen::Disconnected { peer: peer.to_string(), reason: reason.to_string() });
         }
         if self.json {
-            return self.event("disconnect", |j| j.str("peer", peer).str("reason", &reason.to_string()));
+            return self.event("disconnect", |j| match reason.cause() {
+                Some(cause) => j.str("peer", peer).str("reason", &reason.to_string()).str("cause", cause),
+                None => j.str("peer", peer).str("reason", &reason.to_string()),
+            });
         }
         let peer = self.shown_peer(peer);
         match reason {
             Closed::ByPeer => self.line(format_args!("Disconnected: {peer}")),
             other => self.line(format_args!("Disconnected: {peer} ({other})")),
         }
+    }
+
+    /// A peer closed its sending side (end of file) while `owed` replies are still to go to it:
+    /// `End of input from: ADDR (EOF); 1 message still owed a reply`.
+    pub fn input_ended(&mut self, peer: &str, owed: usize) -> Result<()> {
+        if self.json {
+            return self.event("eof", |j| j.str("peer", peer).int("owed", owed as u64));
+        }
+        let peer = self.shown_peer(peer);
+        let owed = count(owed as u64, "message");
+        self.line(format_args!("End of input from: {peer} (EOF); {owed} still owed a reply"))
     }
 
     /// The tutorial's ` ? ` prompt, when prompting is on.

@@ -13,8 +13,8 @@ use super::plan::Plan;
 use super::schedule::Schedule;
 use super::sockets::Sock;
 use super::window::Window;
-use crate::error::{Error, Result};
 use crate::bench::codec::write_message;
+use crate::error::{Error, Result};
 use crate::framing::LineFramer;
 use crate::text::human;
 

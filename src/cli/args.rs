@@ -9,7 +9,7 @@ use clap::{ArgAction, Args, Subcommand};
 
 use super::examples;
 use super::values::{Prompt, Switch, parse_duration, parse_size, port_to_connect};
-use crate::config::Reply;
+use crate::config::{End, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -104,6 +104,12 @@ pub(super) struct ClientArgs {
     pub(super) connect_timeout: Duration,
     #[command(flatten)]
     pub(super) writes: Writes,
+    /// Messages sent ahead of their replies, at most: 1 waits for each reply before sending the next.
+    #[arg(long, default_value_t = 1)]
+    pub(super) window: usize,
+    /// What the client does when its input ends (end of file, or a line `q`).
+    #[arg(long, value_enum, default_value_t = End::Wait)]
+    pub(super) end: End,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }

@@ -8,7 +8,7 @@ use super::Cli;
 use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, ServerArgs, Talk};
 use crate::compare;
 use crate::config::{
-    BenchConfig, ClientConfig, Common, CompareConfig, Config, LINE_MAX, Listen, Quiet, Remote, ServerConfig, Stop,
+    BenchConfig, ClientConfig, Common, CompareConfig, Config, End, LINE_MAX, Listen, Quiet, Remote, ServerConfig, Stop,
     UDP_MAX, default_max_message, udp_max,
 };
 use crate::error::{Error, Result};
@@ -91,8 +91,30 @@ fn client(args: ClientArgs) -> Result<ClientConfig> {
     if args.connect_timeout.is_zero() {
         return Err(Error::Usage("--connect-timeout must be more than 0".into()));
     }
+    let connected = args.proto.is_connected();
+    match args.end {
+        End::HalfClose | End::Reset if !connected => {
+            return Err(Error::Usage(format!(
+                "--end {} needs a connection (tcp, unix, seqpacket): over {} there is none to shut or reset",
+                clap::ValueEnum::to_possible_value(&args.end).map_or_else(String::new, |v| v.get_name().to_string()),
+                args.proto
+            )));
+        }
+        End::Reset if args.proto != Proto::Tcp => {
+            return Err(Error::Usage(format!(
+                "--end reset needs tcp: a {} socket has no reset to send (SO_LINGER 0 changes nothing there)",
+                args.proto
+            )));
+        }
+        _ => {}
+    }
+    if args.window == 0 || args.window > MAX_WINDOW {
+        return Err(Error::Usage(format!("--window must be 1 to {} messages", grouped(MAX_WINDOW as u64))));
+    }
     Ok(ClientConfig {
         writes: writes(&[args.proto], args.writes.writes)?,
+        window: args.window,
+        end: args.end,
         common: common(args.proto, endpoint, args.talk, args.verbosity.quiet)?,
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
@@ -246,9 +268,9 @@ fn endpoint(proto: Proto, host: &str, port: u16, path: Option<PathBuf>) -> Resul
         (true, Some(path)) if path == Path::new("") => Err(Error::Usage("--path must not be empty".into())),
         (true, Some(path)) => Ok(Endpoint::Path(path)),
         (true, None) => Err(Error::Usage(format!("--proto {proto} needs --path SOCKET_FILE"))),
-        (false, Some(_)) => {
-            Err(Error::Usage(format!("--path is for --proto unix, unixgram or seqpacket, not {proto} (use --host and --port)")))
-        }
+        (false, Some(_)) => Err(Error::Usage(format!(
+            "--path is for --proto unix, unixgram or seqpacket, not {proto} (use --host and --port)"
+        ))),
         (false, None) => Ok(Endpoint::Inet { host: host.to_string(), port }),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
-use crate::config::Reply;
+use crate::config::{End, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -142,6 +142,28 @@ impl ValueEnum for Framing {
                 .help(r"One line is one message; `\n` or `\r\n` ends it and is not part of it"),
             Framing::Raw => PossibleValue::new("raw")
                 .help("One read is one message, as in the tutorial: TCP may merge or split them"),
+        })
+    }
+}
+
+impl ValueEnum for End {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[End::Wait, End::HalfClose, End::Close, End::Reset]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            End::Wait => {
+                PossibleValue::new("wait").help("Wait for the replies awaited (each within --timeout), then close")
+            }
+            End::HalfClose => PossibleValue::new("half-close").help(
+                "shutdown(SHUT_WR) at once (the server reads end of file), then read the replies owed until \
+                 the server closes too",
+            ),
+            End::Close => PossibleValue::new("close")
+                .help("close() at once: replies still owed meet a closed socket (the server's writes get RST, EPIPE)"),
+            End::Reset => PossibleValue::new("reset")
+                .help("SO_LINGER 0, then close() at once: the server is sent a reset (ECONNRESET); tcp only"),
         })
     }
 }

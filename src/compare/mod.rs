@@ -236,6 +236,8 @@ fn client_config(proto: Proto, endpoint: &Endpoint, max_message: usize, timeout:
         timeout,
         connect_timeout: timeout,
         writes: 1,
+        window: 1,
+        end: crate::config::End::Wait,
     }
 }
 

@@ -35,9 +35,7 @@ use crate::framing::Framing;
 use crate::proto::{Endpoint, Proto};
 use datagram::Dgram;
 use datagram::Side as _;
-use socket::{
-    Buffer, UnixName, bind_unix, client_name, deepen_backlog, first_ok, seqpacket_listener, widen_buffer,
-};
+use socket::{Buffer, UnixName, bind_unix, client_name, deepen_backlog, first_ok, seqpacket_listener, widen_buffer};
 use stream::{Listener, Stream};
 
 /// How a transport is to behave, whichever its kind.
@@ -139,6 +137,9 @@ pub enum Event {
     Connected(PeerId),
     /// A whole message from a peer.
     Message(PeerId, Vec<u8>),
+    /// A connected peer closed its sending side (end of file): it is closed once every reply owed
+    /// to it has been written.
+    InputEnded(PeerId),
     /// A peer is gone; `name` is how it was shown.
     Closed {
         /// The peer; its id is never given to another peer.
@@ -168,6 +169,29 @@ pub enum Closed {
     TooLong,
     /// The socket failed: reset, refused, or another error.
     Failed(io::Error),
+}
+
+impl Closed {
+    /// What the socket said, as the manual pages name it: `EOF` (a read of 0 bytes) or the errno
+    /// (`ECONNRESET`, `EPIPE`…); none for what netpair decided itself (idle, too long).
+    pub fn cause(&self) -> Option<&'static str> {
+        let errno = match self {
+            Closed::ByPeer => return Some("EOF"),
+            Closed::Failed(err) => err.raw_os_error()?,
+            Closed::Idle | Closed::TooLong => return None,
+        };
+        Some(match errno {
+            libc::ECONNRESET => "ECONNRESET",
+            libc::EPIPE => "EPIPE",
+            libc::ETIMEDOUT => "ETIMEDOUT",
+            libc::ECONNREFUSED => "ECONNREFUSED",
+            libc::ECONNABORTED => "ECONNABORTED",
+            libc::EHOSTUNREACH => "EHOSTUNREACH",
+            libc::ENETUNREACH => "ENETUNREACH",
+            libc::ENOENT => "ENOENT",
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Closed {
@@ -384,6 +408,23 @@ impl Transport {
         match self {
             Transport::Stream(side) => side.nodelay(peer),
             _ => None,
+        }
+    }
+
+    /// A client's stream: shuts its sending side (SHUT_WR) once what is queued is written; replies
+    /// are still read, until the server closes too. Datagram sockets have no sending side to shut.
+    pub fn half_close(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        if let Transport::Stream(side) = self {
+            side.half_close(registry, out);
+        }
+    }
+
+    /// A client's TCP connection: SO_LINGER 0, so that closing it sends a reset (RST) instead of the
+    /// orderly end (FIN), throwing away whatever is unsent or unread.
+    pub fn reset_on_close(&self) -> io::Result<()> {
+        match self {
+            Transport::Stream(side) => side.reset_on_close(),
+            _ => Ok(()),
         }
     }
 

@@ -240,6 +240,14 @@ impl Server {
                     self.answer(Peer { transport: t, id }, &message)?;
                     self.served[t].transport.recycle(message);
                 }
+                Event::InputEnded(id) => {
+                    // Said only while replies are owed: otherwise `Disconnected` follows at once.
+                    let peer = Peer { transport: t, id };
+                    let owed = self.owed.iter().filter(|&&owed| owed == peer).count();
+                    if owed > 0 {
+                        self.report.input_ended(self.served[t].transport.peer_name(id), owed)?;
+                    }
+                }
                 Event::NotSent { peer, reason } => {
                     warn!("reply to {} not sent: {}", transport.peer_name(peer), describe(&reason));
                 }

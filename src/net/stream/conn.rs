@@ -67,6 +67,24 @@ impl Stream {
         }
     }
 
+    /// Shuts the sending side: the peer reads the end of file, and can still write back.
+    pub(super) fn shut_write(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+
+    /// SO_LINGER 0 (TCP): closing sends a reset. A Unix socket has no reset to send.
+    pub(super) fn linger_zero(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                rustix::net::sockopt::set_socket_linger(s, Some(std::time::Duration::ZERO)).map_err(io::Error::from)
+            }
+            Stream::Unix(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "a Unix socket has no reset")),
+        }
+    }
+
     /// TCP_NODELAY as the kernel has it (TCP only).
     pub(super) fn nodelay(&self) -> Option<bool> {
         match self {
@@ -152,6 +170,8 @@ pub(super) struct Conn {
     pub(super) unread: bool,
     /// The server still owes it replies (`--reply stdin`): kept past end of input and idle timeouts.
     pub(super) held: bool,
+    /// Its sending side is to be shut (SHUT_WR) once its output is written.
+    pub(super) closing: bool,
     /// Bytes of this connection in `Streams::buffered`.
     pub(super) counted: usize,
     /// Not read from while all peers together hold more than `--max-buffered`.
@@ -175,6 +195,7 @@ impl Conn {
             dirty: false,
             unread: false,
             held: false,
+            closing: false,
             counted: 0,
             over_budget: false,
             last_active: Instant::now(),

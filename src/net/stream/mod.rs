@@ -299,7 +299,11 @@ impl Streams {
                     }
                     // As over unixgram: a line end is no part of the message, and its reply gets it back.
                     let (body, line_end) = strip_line_end(data);
-                    if self.serving { conn.line_ends.push(line_end) } else { conn.line_ends.seen(line_end) }
+                    if self.serving {
+                        conn.line_ends.push(line_end)
+                    } else {
+                        conn.line_ends.seen(line_end)
+                    }
                     out.push(Event::Message(id, self.pool.message(body)));
                     conn.recount(&mut self.buffered);
                     // One message per read: only WouldBlock says the socket is empty.
@@ -332,6 +336,7 @@ impl Streams {
             if let Some(rest) = conn.framer.finish() {
                 out.push(Event::Message(id, rest));
             }
+            out.push(Event::InputEnded(id));
             // Closed once every reply owed has been written (see flush).
             self.mark_dirty(id);
         }
@@ -440,6 +445,11 @@ impl Streams {
         if conn.unwritten() == 0 {
             conn.output.clear();
             conn.written = 0;
+            if std::mem::take(&mut conn.closing)
+                && let Err(e) = conn.sock.shut_write()
+            {
+                return self.close(registry, id, Closed::Failed(e), out);
+            }
             if conn.output.capacity() > KEEP_CAPACITY {
                 conn.output = Vec::new();
             }
@@ -527,6 +537,21 @@ impl Streams {
 
     pub(super) fn has_output(&self) -> bool {
         self.conns.iter().any(|(_, c)| c.unwritten() > 0 || c.sock.unacked() > 0)
+    }
+
+    /// A client's connection: its sending side is shut once its output is written.
+    pub(super) fn half_close(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        for id in self.conns.ids() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.closing = true;
+                self.flush(registry, id, out);
+            }
+        }
+    }
+
+    /// A client's connection: SO_LINGER 0, so that closing it resets it.
+    pub(super) fn reset_on_close(&self) -> io::Result<()> {
+        self.conns.iter().try_for_each(|(_, conn)| conn.sock.linger_zero())
     }
 
     /// TCP_NODELAY on `id`'s connection, as the kernel has it (TCP only).
