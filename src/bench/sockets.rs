@@ -194,6 +194,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             reconnect: false,
+            nodelay: true,
+            writes: 1,
             socket_dir: socket_dir.to_path_buf(),
             server_clock: None,
         }

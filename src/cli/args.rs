@@ -105,6 +105,7 @@ pub(super) struct ClientArgs {
     #[command(flatten)]
     pub(super) writes: Writes,
     /// Messages sent ahead of their replies, at most: 1 waits for each reply before sending the next.
+    /// With an --end other than wait, the end of input is acted on even while the window is full.
     #[arg(long, default_value_t = 1)]
     pub(super) window: usize,
     /// What the client does when its input ends (end of file, or a line `q`).
