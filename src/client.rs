@@ -1,5 +1,6 @@
-//! The client's event loop: each input line becomes one message, sent when the previous one has its
-//! reply or timed out; replies are matched to their messages, late ones reported as late.
+//! The client's event loop: each input line becomes one message, sent while fewer than `--window`
+//! await their replies; replies are matched to their messages, late ones reported as late. When
+//! input ends, the client ends its side as `--end` says.
 
 use std::collections::VecDeque;
 use std::io::BufRead;
@@ -8,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use log::warn;
 
-use crate::config::{ClientConfig, Expect};
+use crate::config::{ClientConfig, End, Expect};
 use crate::error::{Error, Result};
 use crate::event_loop::{EventLoop, SIGNALS};
 use crate::framing::Framing;
 use crate::net::{Closed, Event, Settings, Tokens, Transport};
+use crate::proto::Proto;
 use crate::report::{Report, Summary};
 use crate::stdin::Input;
 use crate::text::grouped;
@@ -36,10 +38,18 @@ struct Client {
     event_loop: EventLoop,
     report: Report,
     lines: Receiver<Input>,
-    waiting: Option<Pending>,
+    /// An input line read ahead while the window was full, to see whether input had ended.
+    ahead: Option<Input>,
+    /// Messages awaiting replies, oldest first: at most `--window`.
+    waiting: VecDeque<Pending>,
     overdue: VecDeque<Pending>,
     /// The last messages answered (datagrams only: a stream never duplicates).
     answered: VecDeque<Pending>,
+    /// `--end half-close`: the sending side is shut; the conversation ends when the server closes
+    /// (or, with no reply awaited, at this time).
+    half_closed: Option<Instant>,
+    /// Half-closed, the server has closed too: the conversation is over.
+    server_done: bool,
     summary: Summary,
     line_no: u64,
     input_done: bool,
@@ -71,6 +81,8 @@ pub fn run(
         tokens: Tokens::of(0),
         once: false,
         max_buffered: usize::MAX,
+        nodelay: config.common.nodelay,
+        writes: config.writes,
     };
     let mut transport = Transport::connect(&settings, &config.common.endpoint, config.connect_timeout)?;
     let mut event_loop = EventLoop::new(catch_signals)?;
@@ -83,9 +95,12 @@ pub fn run(
         event_loop,
         report,
         lines,
-        waiting: None,
+        ahead: None,
+        waiting: VecDeque::new(),
         overdue: VecDeque::new(),
         answered: VecDeque::new(),
+        half_closed: None,
+        server_done: false,
         summary: Summary::default(),
         line_no: 0,
         input_done: false,
@@ -97,6 +112,11 @@ pub fn run(
     };
     let converse = client.converse();
     client.summary.kernel = client.transport.account();
+    if client.config.end == End::Reset
+        && let Err(e) = client.transport.reset_on_close()
+    {
+        warn!("cannot set SO_LINGER to 0 for a reset: {e}");
+    }
     // A closed stdout ends the run quietly: no summary of a conversation nobody is reading.
     if converse.as_ref().is_err_and(Error::is_broken_pipe) {
         return converse.map(|()| client.summary);
@@ -116,11 +136,15 @@ impl Client {
     fn converse(&mut self) -> Result<()> {
         let mut batch = Vec::new();
         self.next_message()?;
-        while self.waiting.is_some() || !self.input_done {
-            let mut timeout = match (&self.waiting, self.config.timeout) {
-                (Some(w), Some(limit)) => Some((w.sent_at + limit).saturating_duration_since(Instant::now())),
-                _ => None,
-            };
+        while self.goes_on() {
+            // No --timeout (`none`): wait as long as it takes, for a reply or for the server to close.
+            let mut timeout = self.config.timeout.and_then(|limit| {
+                self.waiting
+                    .front()
+                    .map(|w| w.sent_at + limit)
+                    .or(self.half_closed.map(|at| at + limit))
+                    .map(|due| due.saturating_duration_since(Instant::now()))
+            });
             // A send can fail at once (a datagram too long, a dead unixgram server): say so now,
             // not after waiting --timeout for a reply that cannot come.
             if self.transport.has_unread() || self.broken.is_some() {
@@ -144,15 +168,42 @@ impl Client {
             if self.broken.is_some() || interrupted {
                 // Interrupted, or nobody to talk to: what is still awaited is lost.
                 self.summary.interrupted = interrupted;
-                if self.waiting.take().is_some() {
-                    self.summary.lost += 1;
-                }
+                self.summary.lost += self.waiting.drain(..).count() as u64;
                 return Ok(());
             }
             self.check_timeout()?;
-            if self.waiting.is_none() {
-                self.next_message()?;
+            self.next_message()?;
+        }
+        // Closing at once (--end close, reset): the replies still awaited will not be read.
+        self.summary.lost += self.waiting.drain(..).count() as u64;
+        Ok(())
+    }
+
+    /// Whether the conversation goes on: input is left, or (as `--end` says) replies are awaited
+    /// or the server's end of file is.
+    fn goes_on(&self) -> bool {
+        if !self.input_done {
+            return true;
+        }
+        match self.config.end {
+            End::Wait => !self.waiting.is_empty(),
+            End::HalfClose => {
+                let waited =
+                    self.half_closed.is_some_and(|at| self.config.timeout.is_some_and(|limit| at.elapsed() >= limit));
+                self.broken.is_none() && !self.server_done && (!self.waiting.is_empty() || !waited)
             }
+            End::Close | End::Reset => false,
+        }
+    }
+
+    /// Input has ended: `--end half-close` shuts the sending side now.
+    fn end_input(&mut self) -> Result<()> {
+        self.input_done = true;
+        if self.config.end == End::HalfClose && self.half_closed.is_none() {
+            self.half_closed = Some(Instant::now());
+            let mut closed = Vec::new();
+            self.transport.half_close(self.event_loop.poll.registry(), &mut closed);
+            self.handle(&mut closed)?;
         }
         Ok(())
     }
@@ -161,6 +212,11 @@ impl Client {
         for event in batch.drain(..) {
             match event {
                 Event::Message(_, reply) => self.on_reply(reply)?,
+                // Half-closed, the server's end after the replies owed is the conversation's end.
+                Event::Closed { reason: Closed::ByPeer, .. } if self.half_closed.is_some() => {
+                    self.summary.lost += self.waiting.drain(..).count() as u64;
+                    self.server_done = true;
+                }
                 Event::Closed { name, reason, .. } if self.broken.is_none() => {
                     let proto = self.config.common.proto;
                     let (what, source) = match reason {
@@ -184,25 +240,35 @@ impl Client {
                 Event::NotSent { reason, .. } => {
                     // Too big for the kernel (a Unix datagram past its buffer size): a line not sent,
                     // not a lost reply, and the conversation goes on.
-                    if self.waiting.take().is_some() {
+                    if self.waiting.pop_back().is_some() {
                         self.summary.sent -= 1;
                         self.skip(&format!("{} (the kernel refused it)", crate::error::describe(&reason)))?;
                     }
                 }
-                Event::Closed { .. } | Event::Connected(_) => {}
+                Event::Closed { .. } | Event::Connected(_) | Event::InputEnded(_) => {}
             }
         }
         Ok(())
     }
 
-    /// Takes input lines until one is sent as a message, or input ends.
+    /// Takes input lines and sends them until `--window` messages await replies, or input ends.
     fn next_message(&mut self) -> Result<()> {
-        while !self.input_done {
+        while !self.input_done && self.broken.is_none() {
+            if self.waiting.len() >= self.config.window {
+                // With an --end of its own, the end of input is acted on at once, replies awaited or not.
+                if self.config.end != End::Wait && self.ahead.is_none() {
+                    self.ahead = self.lines.try_recv().ok();
+                    if matches!(self.ahead, Some(Input::End)) {
+                        return self.end_input();
+                    }
+                }
+                return Ok(());
+            }
             if !self.prompted {
                 self.report.prompt()?;
                 self.prompted = true;
             }
-            let line = match self.lines.try_recv() {
+            let line = match self.ahead.take().map_or_else(|| self.lines.try_recv(), Ok) {
                 Ok(Input::Line(line)) => line,
                 Ok(Input::TooLong { len }) => {
                     self.line_no += 1;
@@ -217,23 +283,24 @@ impl Client {
                 Err(TryRecvError::Empty) => return Ok(()),
                 Ok(Input::Failed(err)) => {
                     warn!("reading input failed: {err}");
-                    self.input_done = true;
-                    return Ok(());
+                    return self.end_input();
                 }
-                Ok(Input::End) | Err(TryRecvError::Disconnected) => {
-                    self.input_done = true;
-                    return Ok(());
-                }
+                Ok(Input::End) | Err(TryRecvError::Disconnected) => return self.end_input(),
             };
             self.line_no += 1;
             self.prompted = false;
             self.report.answered();
             if line == b"q" {
-                self.input_done = true;
-                return Ok(());
+                return self.end_input();
             }
             if line.is_empty() && self.config.common.framing == Framing::Raw && self.config.common.proto.is_stream() {
                 self.skip("an empty message cannot travel over a stream with --framing raw (it is zero bytes)")?;
+                continue;
+            }
+            if line.is_empty() && self.config.common.proto == Proto::Seqpacket {
+                self.skip(
+                    "an empty message cannot travel over seqpacket (zero bytes read as the end of the connection)",
+                )?;
                 continue;
             }
             let sent_at = Instant::now();
@@ -241,12 +308,9 @@ impl Client {
             self.transport.send(Transport::server(), &line, &mut closed);
             self.transport.flush(self.event_loop.poll.registry(), &mut closed);
             self.summary.sent += 1;
-            self.waiting = Some(Pending { seq: self.summary.sent, message: line, sent_at });
-            self.handle(&mut closed)?;
-            if self.waiting.is_some() || self.broken.is_some() {
-                return Ok(());
-            }
+            self.waiting.push_back(Pending { seq: self.summary.sent, message: line, sent_at });
             // Refused at once (too big for the kernel): on to the next line.
+            self.handle(&mut closed)?;
         }
         Ok(())
     }
@@ -267,31 +331,31 @@ impl Client {
     }
 
     fn check_timeout(&mut self) -> Result<()> {
-        let (Some(waiting), Some(limit)) = (&self.waiting, self.config.timeout) else {
-            return Ok(());
-        };
-        let waited = waiting.sent_at.elapsed();
-        if waited < limit {
-            return Ok(());
+        let Some(limit) = self.config.timeout else { return Ok(()) };
+        // The oldest is due first.
+        while let Some(waiting) = self.waiting.front() {
+            if waiting.sent_at.elapsed() < limit {
+                return Ok(());
+            }
+            self.report.timeout(waiting.seq, limit)?;
+            // Bytes came, but no line end: the server may not end its replies with one (the tutorial's
+            // server does not), and with --framing line they wait for one for ever.
+            let held = self.transport.unfinished(Transport::server());
+            if held > 0 && !self.hinted_raw {
+                self.hinted_raw = true;
+                self.report.warning(&format!(
+                    "{} received with no line end within {}: if the server does not end its replies with \\n, \
+                     try --framing raw",
+                    crate::text::count(held as u64, "byte"),
+                    crate::text::human(limit)
+                ))?;
+            }
+            self.summary.lost += 1;
+            if self.overdue.len() == OVERDUE_KEPT {
+                self.overdue.pop_front();
+            }
+            self.overdue.extend(self.waiting.pop_front());
         }
-        self.report.timeout(waiting.seq, limit)?;
-        // Bytes came, but no line end: the server may not end its replies with one (the tutorial's
-        // server does not), and with --framing line they wait for one for ever.
-        let held = self.transport.unfinished(Transport::server());
-        if held > 0 && !self.hinted_raw {
-            self.hinted_raw = true;
-            self.report.warning(&format!(
-                "{} received with no line end within {}: if the server does not end its replies with \\n, \
-                 try --framing raw",
-                crate::text::count(held as u64, "byte"),
-                crate::text::human(limit)
-            ))?;
-        }
-        self.summary.lost += 1;
-        if self.overdue.len() == OVERDUE_KEPT {
-            self.overdue.pop_front();
-        }
-        self.overdue.extend(self.waiting.take());
         Ok(())
     }
 
@@ -314,7 +378,7 @@ impl Client {
         // A netpair server that is full says so, then closes: that is a refusal, not a reply (unless
         // it is the echo of a message that said the same).
         if let Some(why) = reply.strip_prefix(b"netpair: server full")
-            && !self.waiting.as_ref().is_some_and(fits)
+            && !self.waiting.iter().any(fits)
             && self.summary.received == 0
         {
             let proto = self.config.common.proto;
@@ -324,9 +388,11 @@ impl Client {
             self.broken = Some(Error::Connect { what: format!("{proto} {name}"), source: std::io::Error::other(why) });
             return Ok(());
         }
+        // The awaited message it answers: in order on a stream, by content over datagrams.
+        let awaited = if self.transport.is_ordered() { Some(0) } else { self.waiting.iter().position(fits) };
         let late_index = if self.transport.is_ordered() {
             (!self.overdue.is_empty()).then_some(0)
-        } else if self.waiting.as_ref().is_some_and(fits) {
+        } else if awaited.is_some() {
             None
         } else if let Some(i) = self.overdue.iter().position(fits) {
             Some(i)
@@ -345,8 +411,11 @@ impl Client {
             self.report.late(pending.seq, &reply, pending.sent_at.elapsed())?;
             return self.remember(pending);
         }
-        match self.waiting.take() {
+        match awaited.or(Some(0)).and_then(|i| self.waiting.remove(i)) {
             Some(pending) => {
+                if let Some(at) = &mut self.half_closed {
+                    *at = Instant::now();
+                }
                 let rtt = pending.sent_at.elapsed();
                 self.summary.received += 1;
                 self.summary.rtts.push(rtt);

@@ -101,13 +101,15 @@ pub struct Common {
     pub prompt: bool,
     /// What of the notes and summary reaches stderr.
     pub quiet: Quiet,
+    /// TCP: TCP_NODELAY on the connections (Nagle's algorithm off), so a short message goes at once.
+    pub nodelay: bool,
 }
 
 impl Common {
     /// Settings for a run inside this process (`compare`, `bench`): no JSON on stdout, no prompt
     /// (and reports that go nowhere, so nothing to make quiet).
     pub fn in_process(proto: Proto, endpoint: Endpoint, framing: Framing, max_message: usize) -> Common {
-        Common { proto, endpoint, framing, max_message, json: false, prompt: false, quiet: Quiet::No }
+        Common { proto, endpoint, framing, max_message, json: false, prompt: false, quiet: Quiet::No, nodelay: true }
     }
 }
 
@@ -157,6 +159,19 @@ impl ServerConfig {
     }
 }
 
+/// How a client ends its side of the conversation when its input ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Waits for the replies it awaits (each within --timeout), then closes.
+    Wait,
+    /// Shuts its sending side (SHUT_WR) at once, then reads the replies owed until the server closes.
+    HalfClose,
+    /// Closes at once: replies still on their way meet a closed socket.
+    Close,
+    /// SO_LINGER 0, then closes at once: the server is sent a reset (TCP).
+    Reset,
+}
+
 /// Settings for `netpair client`.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -168,6 +183,12 @@ pub struct ClientConfig {
     pub expect: Option<Expect>,
     /// How long a connect may take (TCP; the other kinds connect at once or not at all).
     pub connect_timeout: Duration,
+    /// Write calls each message is sent in (2: its first half, then the rest); byte streams only.
+    pub writes: usize,
+    /// Messages sent ahead of their replies, at most.
+    pub window: usize,
+    /// What it does when its input ends.
+    pub end: End,
 }
 
 /// The default `--connect-timeout`: it outlasts two lost SYNs (retried after 1 s, then 2 s more).
@@ -239,6 +260,10 @@ pub struct BenchConfig {
     pub threads: usize,
     /// What each reply should be: the in-process server replies so, and a server `--connect`ed to must.
     pub expect: Expect,
+    /// TCP_NODELAY on the clients' connections and the in-process server's.
+    pub nodelay: bool,
+    /// Write calls each message is sent in (2: its first half, then the rest); byte streams only.
+    pub writes: usize,
     /// One JSON document instead of the table.
     pub json: bool,
     /// Where to draw the round trips' distribution as SVG (`--plot`).

@@ -14,20 +14,28 @@ pub enum Proto {
     Unix,
     /// A Unix datagram socket, named by a path.
     Unixgram,
+    /// A Unix seqpacket socket, named by a path: connected like a stream, each message kept whole
+    /// like a datagram.
+    Seqpacket,
 }
 
 impl Proto {
     /// Every kind, in the order tables show them.
-    pub const ALL: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Unix, Proto::Unixgram];
+    pub const ALL: [Proto; 5] = [Proto::Tcp, Proto::Udp, Proto::Unix, Proto::Unixgram, Proto::Seqpacket];
 
-    /// Stream sockets carry bytes, datagram sockets carry whole messages.
+    /// Stream sockets carry bytes; datagram and seqpacket sockets carry whole messages.
     pub fn is_stream(self) -> bool {
         matches!(self, Proto::Tcp | Proto::Unix)
     }
 
+    /// Connection-oriented kinds: a peer connects, is accepted, and its leaving is seen (end of file).
+    pub fn is_connected(self) -> bool {
+        matches!(self, Proto::Tcp | Proto::Unix | Proto::Seqpacket)
+    }
+
     /// Unix-domain sockets are named by a file path, not a host and port.
     pub fn is_unix(self) -> bool {
-        matches!(self, Proto::Unix | Proto::Unixgram)
+        matches!(self, Proto::Unix | Proto::Unixgram | Proto::Seqpacket)
     }
 
     /// The name used on the command line and in output.
@@ -37,6 +45,7 @@ impl Proto {
             Proto::Udp => "udp",
             Proto::Unix => "unix",
             Proto::Unixgram => "unixgram",
+            Proto::Seqpacket => "seqpacket",
         }
     }
 }

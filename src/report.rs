@@ -194,13 +194,16 @@ impl Report {
         self.line(format_args!("Listening on {proto} {address}"))
     }
 
-    /// A new peer: `Connection from: ADDR`.
-    pub fn connected(&mut self, peer: &str) -> Result<()> {
+    /// A new peer: `Connection from: ADDR`; in JSON, with TCP_NODELAY as the kernel has it (TCP).
+    pub fn connected(&mut self, peer: &str, nodelay: Option<bool>) -> Result<()> {
         if let Some(recording) = &self.recording {
             recording.push(Seen::Connected(peer.to_string()));
         }
         if self.json {
-            return self.event("connect", |j| j.str("peer", peer));
+            return self.event("connect", |j| match nodelay {
+                Some(on) => j.str("peer", peer).bool("nodelay", on),
+                None => j.str("peer", peer),
+            });
         }
         let peer = self.shown_peer(peer);
         self.line(format_args!("Connection from: {peer}"))
@@ -251,7 +254,10 @@ impl Report {
             recording.push(Seen::Disconnected { peer: peer.to_string(), reason: reason.to_string() });
         }
         if self.json {
-            return self.event("disconnect", |j| j.str("peer", peer).str("reason", &reason.to_string()));
+            return self.event("disconnect", |j| match reason.cause() {
+                Some(cause) => j.str("peer", peer).str("reason", &reason.to_string()).str("cause", cause),
+                None => j.str("peer", peer).str("reason", &reason.to_string()),
+            });
         }
         let peer = self.shown_peer(peer);
         match reason {
@@ -268,6 +274,17 @@ impl Report {
         }
         let peer = self.shown_peer(peer);
         self.line(format_args!("No reply will go to {peer}: it left with {} unanswered", count(messages, "message")))
+    }
+
+    /// A peer closed its sending side (end of file) while `owed` replies are still to go to it:
+    /// `End of input from: ADDR (EOF); 1 message still owed a reply`.
+    pub fn input_ended(&mut self, peer: &str, owed: usize) -> Result<()> {
+        if self.json {
+            return self.event("eof", |j| j.str("peer", peer).int("owed", owed as u64));
+        }
+        let peer = self.shown_peer(peer);
+        let owed = count(owed as u64, "message");
+        self.line(format_args!("End of input from: {peer} (EOF); {owed} still owed a reply"))
     }
 
     /// The tutorial's ` ? ` prompt, when prompting is on.

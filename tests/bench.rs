@@ -57,7 +57,7 @@ fn assert_clean(result: &Value, round_trips: f64, with_server_cpu: bool, out: &O
 fn every_transport_against_the_in_process_server() {
     let (out, doc) = bench_json(&strings(&[
         "--proto",
-        "tcp,udp,unix,unixgram",
+        "tcp,udp,unix,unixgram,seqpacket",
         "bench",
         "--clients",
         "3",
@@ -423,7 +423,7 @@ fn a_connect_slower_than_the_reply_timeout_is_still_a_connect() {
 fn reconnect_opens_a_connection_for_every_message() {
     let (out, doc) = bench_json(&strings(&[
         "--proto",
-        "tcp,udp,unix,unixgram",
+        "tcp,udp,unix,unixgram,seqpacket",
         "bench",
         "--reconnect",
         "--clients",

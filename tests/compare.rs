@@ -17,7 +17,7 @@ fn compare(args: &[&str]) -> (Value, common::Output) {
 #[test]
 fn cells_match_what_the_transports_do() {
     let (doc, out) = compare(&["--messages", "10", "--size", "100"]);
-    for proto in ["tcp", "udp", "unix", "unixgram"] {
+    for proto in ["tcp", "udp", "unix", "unixgram", "seqpacket"] {
         let t = &doc[proto];
         assert_eq!(t["sent"], 10, "{proto}: {out}");
         assert_eq!(t["received"], 10, "{proto}: {out}");
@@ -27,12 +27,15 @@ fn cells_match_what_the_transports_do() {
     // Streams announce a client at connect and its leaving; datagrams do neither.
     for (proto, seen, quits) in
         [("tcp", "connect", "closed"), ("unix", "connect", "closed"), ("udp", "first_datagram", "nothing")]
+            .into_iter()
+            .chain([("seqpacket", "connect", "closed")])
     {
         assert_eq!(doc[proto]["server_sees_client"], seen, "{proto}: {out}");
         assert_eq!(doc[proto]["client_quits"], quits, "{proto}: {out}");
     }
     // A datagram is a message; 200 quick raw writes on a stream merge into fewer reads.
-    for proto in ["udp", "unixgram"] {
+    // Seqpacket has both: a connection, and each message whole.
+    for proto in ["udp", "unixgram", "seqpacket"] {
         assert_eq!(doc[proto]["boundaries_kept"], "yes", "{proto}: {out}");
         assert_eq!(doc[proto]["burst_reads"], 200, "{proto}: {out}");
     }

@@ -198,7 +198,7 @@ fn lab_up_stands_until_lab_down_and_leftovers_of_a_dead_run_are_removed() {
         line.split_once(':').map_or(line, |(_, c)| c).split_whitespace().map(String::from).collect()
     };
     let server = command("server");
-    let mut server = Process::spawn(
+    let server = Process::spawn(
         {
             let mut c = Command::new(&server[0]);
             c.args(&server[1..]);

@@ -100,7 +100,7 @@ fn tutorial_conversation(proto: Proto) {
             let addr: std::net::SocketAddr = peer.parse().unwrap_or_else(|_| panic!("peer {peer:?}"));
             assert!(addr.ip().is_loopback() && addr.port() != server.port(), "peer {peer:?}");
         }
-        Proto::Unix => assert_eq!(peer, "peer#1"),
+        Proto::Unix | Proto::Seqpacket => assert_eq!(peer, "peer#1"),
         // The client's own abstract name: no file to leave behind, or to lack permission on.
         Proto::Unixgram => assert!(peer.starts_with("@netpair-client-"), "peer {peer:?}"),
     }

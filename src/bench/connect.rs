@@ -13,6 +13,7 @@ use super::plan::Plan;
 use super::schedule::Schedule;
 use super::sockets::Sock;
 use super::window::Window;
+use crate::bench::codec::write_message;
 use crate::error::{Error, Result};
 use crate::framing::LineFramer;
 use crate::text::human;
@@ -71,6 +72,8 @@ pub struct Client {
     pub out: Vec<u8>,
     /// How much of `out` the socket took.
     pub written: usize,
+    /// `--writes 2`: where the writes of `out[written..]` end, as lengths, oldest first.
+    pub writes: VecDeque<usize>,
     /// Datagrams the socket would not take yet.
     pub backlog: VecDeque<Vec<u8>>,
     /// WRITABLE is asked for.
@@ -78,6 +81,19 @@ pub struct Client {
 }
 
 impl Client {
+    /// Appends a stream message (a line) to `out`; with `writes` 2, as two writes: its first half,
+    /// then the rest.
+    pub fn queue_line(&mut self, seq: u64, size: usize, writes: usize) {
+        let start = self.out.len();
+        write_message(&mut self.out, self.id, seq, size);
+        self.out.push(b'\n');
+        if writes > 1 {
+            let queued = start - self.written - self.writes.iter().sum::<usize>();
+            let first = (self.out.len() - start) / 2;
+            self.writes.extend([queued, first, self.out.len() - start - first].into_iter().filter(|&n| n > 0));
+        }
+    }
+
     /// True while output waits for the socket to take it.
     pub fn unwritten(&self) -> bool {
         self.written < self.out.len() || !self.backlog.is_empty()
@@ -192,6 +208,7 @@ impl Opening<'_> {
                 framer: LineFramer::new(self.plan.size.max(1 << 16) * 4),
                 out: Vec::new(),
                 written: 0,
+                writes: VecDeque::new(),
                 backlog: VecDeque::new(),
                 wants_write: !ready,
             });
@@ -209,8 +226,8 @@ impl Opening<'_> {
         if !finished(stream).map_err(|e| failed(self.plan, client.id, e))? {
             return Ok(());
         }
-        // Small messages go out at once, as a latency bench needs.
-        let _ = stream.set_nodelay(true);
+        // Small messages go out at once, as a latency bench needs (unless --nodelay off asks for Nagle).
+        let _ = stream.set_nodelay(self.plan.nodelay);
         client.state = State::Running;
         self.connecting -= 1;
         Ok(())

@@ -88,7 +88,7 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
 fn check_open_files(config: &BenchConfig) -> Result<()> {
     // An in-process stream server holds one socket per client too (with --reconnect, up to two: the
     // one just closed may not be gone yet); a datagram server holds one in all.
-    let both_ends = !config.connect && config.protos.iter().any(|p| p.is_stream());
+    let both_ends = !config.connect && config.protos.iter().any(|p| p.is_connected());
     let per_client = match (both_ends, config.reconnect) {
         (false, _) => 1,
         (true, false) => 2,
@@ -147,6 +147,8 @@ fn measure(config: &BenchConfig, proto: Proto, dir: &SocketDir, signals: &Signal
         timeout: TIMEOUT,
         connect_timeout: config.connect_timeout,
         reconnect: config.reconnect,
+        nodelay: config.nodelay,
+        writes: config.writes,
         socket_dir: dir.path().to_path_buf(),
         server_clock: server.as_ref().and_then(Background::cpu_clock),
     });
@@ -191,8 +193,9 @@ fn start_server(config: &BenchConfig, proto: Proto, dir: &SocketDir) -> Result<B
     }
     // A client between messages (a slow --rate) is not idle in the sense of the timeout.
     server.idle_timeout = None;
+    server.common.nodelay = config.nodelay;
     if config.reconnect {
-        if proto.is_stream() {
+        if proto.is_connected() {
             // A connection the client has just closed is served until the server reads its end.
             server.max_clients = 2 * config.clients + 64;
         } else if proto == Proto::Udp {

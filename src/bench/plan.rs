@@ -58,6 +58,10 @@ pub struct Plan {
     pub connect_timeout: Duration,
     /// A new connection (datagrams: a new socket) for every message; the window is 1.
     pub reconnect: bool,
+    /// TCP_NODELAY on the clients' TCP connections.
+    pub nodelay: bool,
+    /// Write calls per message on a byte stream (2: its first half, then the rest).
+    pub writes: usize,
     /// Where Unix datagram clients bind their own sockets, which the server replies to.
     pub socket_dir: PathBuf,
     /// The in-process server thread's CPU clock, read at the start and end of the measurement.

@@ -1,4 +1,4 @@
-//! The bench client's own socket, one of four kinds, with the few calls its loop makes on it, and
+//! The bench client's own socket, one of five kinds, with the few calls its loop makes on it, and
 //! the timer that wakes the loop for `--rate`. Opening goes through `net` (resolution done, UDP
 //! bind-and-connect, socket files); sending and receiving are rustix calls on the descriptor, which
 //! take flags per call (never wait, no SIGPIPE) where std's would need the socket's mode changed.
@@ -14,7 +14,7 @@ use rustix::net::{RecvFlags, SendFlags};
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
 
 use super::plan::{Plan, Target};
-use crate::net::{SocketFile, udp_connected};
+use crate::net::{SocketFile, seqpacket_connect, udp_connected};
 use crate::proto::Proto;
 
 /// One client socket, stream or datagram. A Unix datagram client binds a file of its own, which
@@ -29,6 +29,9 @@ pub enum Sock {
     /// A Unix datagram socket connected to the server, and its own socket file, held only to be
     /// removed when the socket goes (after it, as fields drop in order).
     Unixgram { sock: UnixDatagram, _file: SocketFile },
+    /// A Unix seqpacket connection (mio's Unix stream type carries it: the calls are the same), whose
+    /// messages go as datagrams do, one per send.
+    Seqpacket(UnixStream),
 }
 
 impl Sock {
@@ -46,6 +49,10 @@ impl Sock {
             (Proto::Tcp, Target::Inet(addr)) => (Sock::Tcp(TcpStream::connect(*addr)?), false),
             (Proto::Udp, Target::Inet(addr)) => (Sock::Udp(udp_connected(*addr)?), true),
             (Proto::Unix, Target::Path(path)) => (Sock::Unix(UnixStream::connect(path)?), true),
+            (Proto::Seqpacket, Target::Path(path)) => {
+                let addr = std::os::unix::net::SocketAddr::from_pathname(path)?;
+                (Sock::Seqpacket(UnixStream::from_std(seqpacket_connect(&addr, true)?)), true)
+            }
             (Proto::Unixgram, Target::Path(path)) => {
                 let spare = if nth % 2 == 1 { "b" } else { "" };
                 let own = plan.socket_dir.join(format!("c{id}{spare}.sock"));
@@ -66,6 +73,7 @@ impl Sock {
             Sock::Unix(s) => s,
             Sock::Udp(s) => s,
             Sock::Unixgram { sock, .. } => sock,
+            Sock::Seqpacket(s) => s,
         }
     }
 
@@ -75,6 +83,7 @@ impl Sock {
             Sock::Unix(s) => s.as_fd(),
             Sock::Udp(s) => s.as_fd(),
             Sock::Unixgram { sock, .. } => sock.as_fd(),
+            Sock::Seqpacket(s) => s.as_fd(),
         }
     }
 
@@ -94,6 +103,11 @@ impl Sock {
     /// True for a byte stream (TCP, Unix stream), whose replies are lines.
     pub fn is_stream(&self) -> bool {
         matches!(self, Sock::Tcp(_) | Sock::Unix(_))
+    }
+
+    /// True for a seqpacket connection, where an empty message is the server's end of file.
+    pub fn is_seqpacket(&self) -> bool {
+        matches!(self, Sock::Seqpacket(_))
     }
 
     /// Reads bytes (stream) or one datagram; waits only when `wait` (and the socket blocks).
@@ -181,6 +195,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             reconnect: false,
+            nodelay: true,
+            writes: 1,
             socket_dir: socket_dir.to_path_buf(),
             server_clock: None,
         }

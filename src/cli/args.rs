@@ -9,9 +9,10 @@ use clap::{ArgAction, Args, Subcommand};
 
 use super::examples;
 use super::values::{
-    Prompt, Timeout, parse_duration, parse_loss, parse_percent, parse_rate, parse_size, parse_timeout, port_to_connect,
+    Prompt, Switch, Timeout, parse_duration, parse_loss, parse_percent, parse_rate, parse_size, parse_timeout,
+    port_to_connect,
 };
-use crate::config::{Expect, Firewall, Reply};
+use crate::config::{End, Expect, Firewall, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -28,7 +29,7 @@ pub(super) enum Command {
     /// Send each stdin line as a message and print the replies; a line `q` ends.
     #[command(after_help = examples::after_help("client"))]
     Client(ClientArgs),
-    /// Run one conversation over tcp, udp, unix and unixgram and show the differences side by side.
+    /// Run one conversation over tcp, udp, unix, unixgram and seqpacket and show the differences side by side.
     #[command(after_help = examples::after_help("compare"))]
     Compare(CompareArgs),
     /// Measure round-trip latency and throughput, against an in-process server or a running one.
@@ -67,8 +68,8 @@ pub(super) struct ServerArgs {
     /// Port to listen on; 0 asks the OS for a free one.
     #[arg(long, default_value_t = PORT)]
     pub(super) port: u16,
-    /// Socket file (or @name, an abstract socket) to listen on, for --proto unix and unixgram; with
-    /// both in --proto, two comma-separated, in the order of --proto.
+    /// Socket file (or @name, an abstract socket) to listen on, for --proto unix, unixgram and
+    /// seqpacket; with several in --proto, as many comma-separated, in the order of --proto.
     #[arg(long, value_delimiter = ',')]
     pub(super) path: Vec<PathBuf>,
     #[command(flatten)]
@@ -105,7 +106,7 @@ pub(super) struct ClientArgs {
     /// Port of the server.
     #[arg(long, value_parser = port_to_connect, default_value_t = PORT)]
     pub(super) port: u16,
-    /// Socket file of the server, for --proto unix and unixgram.
+    /// Socket file of the server, for --proto unix, unixgram and seqpacket.
     #[arg(long)]
     pub(super) path: Option<PathBuf>,
     #[command(flatten)]
@@ -122,7 +123,37 @@ pub(super) struct ClientArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub(super) connect_timeout: Duration,
     #[command(flatten)]
+    pub(super) writes: Writes,
+    /// Messages sent ahead of their replies, at most: 1 waits for each reply before sending the next.
+    /// With an --end other than wait, the end of input is acted on even while the window is full.
+    #[arg(long, default_value_t = 1)]
+    pub(super) window: usize,
+    /// What the client does when its input ends (end of file, or a line `q`).
+    #[arg(long, value_enum, default_value_t = End::Wait)]
+    pub(super) end: End,
+    #[command(flatten)]
     pub(super) verbosity: Verbosity,
+}
+
+/// How a client writes each message: the same flag on `client` and `bench`.
+#[derive(Debug, Args)]
+pub(super) struct Writes {
+    /// Write each message in this many write() calls: 2 sends its first half, then the rest (TCP
+    /// and unix only; a datagram or seqpacket write is a message of its own). With --nodelay off,
+    /// Nagle's algorithm holds the second part back until the first is acknowledged, and the
+    /// server delays that acknowledgement (about 40 ms on Linux), waiting for the rest.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub(super) writes: u8,
+}
+
+/// TCP_NODELAY: the same flag on `server`, `client` and `bench`.
+#[derive(Debug, Args)]
+pub(super) struct Nodelay {
+    /// TCP_NODELAY on each TCP connection: on sends every write at once; off leaves Nagle's
+    /// algorithm on, which holds a small write back while an earlier one is unacknowledged. On by
+    /// default: a conversation of short requests and replies waits for each write to arrive.
+    #[arg(long, value_enum, value_name = "ON|OFF", default_value_t = Switch::On)]
+    pub(super) nodelay: Switch,
 }
 
 /// How the server and the client carry the conversation: the same flags, with the same meaning, on both.
@@ -141,6 +172,8 @@ pub(super) struct Talk {
     /// Print a ` ? ` prompt before reading each line of stdin: auto = when stdin is a terminal.
     #[arg(long, value_enum, default_value_t = Prompt::Auto)]
     pub(super) prompt: Prompt,
+    #[command(flatten)]
+    pub(super) nodelay: Nodelay,
 }
 
 /// `netpair compare`.
@@ -181,6 +214,9 @@ pub(super) struct CompareArgs {
     /// With --connect to this machine: the server's unixgram socket file, to compare that kind too.
     #[arg(long, value_name = "PATH", requires = "connect")]
     pub(super) unixgram: Option<PathBuf>,
+    /// With --connect to this machine: the server's seqpacket socket file, to compare that kind too.
+    #[arg(long, value_name = "PATH", requires = "connect")]
+    pub(super) seqpacket: Option<PathBuf>,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }
@@ -197,7 +233,7 @@ pub(super) struct BenchArgs {
     /// Port of the server to --connect to (the in-process server takes a free one).
     #[arg(long, default_value_t = PORT)]
     pub(super) port: u16,
-    /// Socket file for --proto unix and unixgram: where the in-process server listens (default: in a
+    /// Socket file for --proto unix, unixgram and seqpacket: where the in-process server listens (default: in a
     /// temporary directory), or with --connect the server's.
     #[arg(long)]
     pub(super) path: Option<PathBuf>,
@@ -251,6 +287,10 @@ pub(super) struct BenchArgs {
     /// across, towards p99.9; latency up).
     #[arg(long, value_name = "FILE.svg")]
     pub(super) plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub(super) nodelay: Nodelay,
+    #[command(flatten)]
+    pub(super) writes: Writes,
     #[command(flatten)]
     pub(super) verbosity: Verbosity,
 }

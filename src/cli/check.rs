@@ -8,8 +8,8 @@ use super::Cli;
 use super::args::{BenchArgs, ClientArgs, Command, CompareArgs, LabArgs, ServerArgs, Talk};
 use crate::compare;
 use crate::config::{
-    BenchConfig, ClientConfig, Common, CompareConfig, Config, Firewall, Impairments, LINE_MAX, LabAction, LabConfig,
-    Listen, Quiet, Remote, ServerConfig, Stop, UDP_MAX, default_max_message, udp_max,
+    BenchConfig, ClientConfig, Common, CompareConfig, Config, End, Firewall, Impairments, LINE_MAX, LabAction,
+    LabConfig, Listen, Quiet, Remote, ServerConfig, Stop, UDP_MAX, default_max_message, udp_max,
 };
 use crate::error::{Error, Result};
 use crate::proto::{Endpoint, Proto};
@@ -89,7 +89,30 @@ fn client(args: ClientArgs) -> Result<ClientConfig> {
     if args.connect_timeout.is_zero() {
         return Err(Error::Usage("--connect-timeout must be more than 0".into()));
     }
+    let connected = args.proto.is_connected();
+    match args.end {
+        End::HalfClose | End::Reset if !connected => {
+            return Err(Error::Usage(format!(
+                "--end {} needs a connection (tcp, unix, seqpacket): over {} there is none to shut or reset",
+                clap::ValueEnum::to_possible_value(&args.end).map_or_else(String::new, |v| v.get_name().to_string()),
+                args.proto
+            )));
+        }
+        End::Reset if args.proto != Proto::Tcp => {
+            return Err(Error::Usage(format!(
+                "--end reset needs tcp: a {} socket has no reset to send (SO_LINGER 0 changes nothing there)",
+                args.proto
+            )));
+        }
+        _ => {}
+    }
+    if args.window == 0 || args.window > MAX_WINDOW {
+        return Err(Error::Usage(format!("--window must be 1 to {} messages", grouped(MAX_WINDOW as u64))));
+    }
     Ok(ClientConfig {
+        writes: writes(&[args.proto], args.writes.writes)?,
+        window: args.window,
+        end: args.end,
         common: common(args.proto, endpoint, args.talk, args.verbosity.quiet)?,
         timeout: args.timeout.0,
         expect: args.expect,
@@ -107,6 +130,7 @@ fn common(proto: Proto, endpoint: Endpoint, talk: Talk, quiet: u8) -> Result<Com
         max_message,
         json: talk.json,
         prompt: talk.prompt.enabled(),
+        nodelay: talk.nodelay.nodelay.on(),
         quiet: Quiet::from_count(quiet),
     })
 }
@@ -122,6 +146,7 @@ fn compare(args: CompareArgs) -> Result<CompareConfig> {
         ];
         targets.extend(args.unix.map(|path| (Proto::Unix, Endpoint::Path(path))));
         targets.extend(args.unixgram.map(|path| (Proto::Unixgram, Endpoint::Path(path))));
+        targets.extend(args.seqpacket.map(|path| (Proto::Seqpacket, Endpoint::Path(path))));
         Remote { host, targets, timeout: args.timeout }
     });
     Ok(CompareConfig { lines, json: args.json, connect, plot: args.plot })
@@ -184,10 +209,10 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
     }
     let unix = protos.iter().filter(|p| p.is_unix()).count();
     if args.connect && unix > 0 && args.path.is_none() {
-        return usage("--connect with --proto unix or unixgram needs --path SOCKET_FILE".into());
+        return usage("--connect with --proto unix, unixgram or seqpacket needs --path SOCKET_FILE".into());
     }
     if args.connect && unix > 1 {
-        return usage("--connect can reach unix and unixgram only one at a time (one --path)".into());
+        return usage("--connect can reach one Unix kind at a time (one --path)".into());
     }
     if args.path.as_deref().is_some_and(|path| path.as_os_str().is_empty()) {
         return usage("--path must not be empty".into());
@@ -202,6 +227,7 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         Some(n) => positive(n, "--threads")?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    let writes = writes(&protos, args.writes.writes)?;
     Ok(BenchConfig {
         protos,
         host: args.host,
@@ -221,7 +247,21 @@ fn bench(args: BenchArgs) -> Result<BenchConfig> {
         json: args.json,
         plot: args.plot,
         quiet: Quiet::from_count(args.verbosity.quiet),
+        nodelay: args.nodelay.nodelay.on(),
+        writes,
     })
+}
+
+/// `--writes`, for byte streams only: over a kind that keeps message boundaries, each write would
+/// be a message of its own.
+fn writes(protos: &[Proto], writes: u8) -> Result<usize> {
+    match protos.iter().find(|p| !p.is_stream()) {
+        Some(proto) if writes > 1 => Err(Error::Usage(format!(
+            "--writes {writes} splits each message into {writes} writes, which only a byte stream (tcp, unix) \
+             joins again: over --proto {proto} each write is a message of its own"
+        ))),
+        _ => Ok(usize::from(writes)),
+    }
 }
 
 /// A path for the Unix kinds, a host and port for the others; either given where it does not belong is an error.
@@ -230,9 +270,9 @@ fn endpoint(proto: Proto, host: &str, port: u16, path: Option<PathBuf>) -> Resul
         (true, Some(path)) if path == Path::new("") => Err(Error::Usage("--path must not be empty".into())),
         (true, Some(path)) => Ok(Endpoint::Path(path)),
         (true, None) => Err(Error::Usage(format!("--proto {proto} needs --path SOCKET_FILE"))),
-        (false, Some(_)) => {
-            Err(Error::Usage(format!("--path is for --proto unix or unixgram, not {proto} (use --host and --port)")))
-        }
+        (false, Some(_)) => Err(Error::Usage(format!(
+            "--path is for --proto unix, unixgram or seqpacket, not {proto} (use --host and --port)"
+        ))),
         (false, None) => Ok(Endpoint::Inet { host: host.to_string(), port }),
     }
 }

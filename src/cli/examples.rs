@@ -39,7 +39,7 @@ const CLIENT: &[Example] = &[
 ];
 
 const COMPARE: &[Example] = &[
-    example("netpair compare", "The conversation over tcp, udp, unix and unixgram, side by side"),
+    example("netpair compare", "The conversation over tcp, udp, unix, unixgram and seqpacket, side by side"),
     example("netpair compare --messages 100 --size 1K", "100 messages of 1,024 bytes each"),
     example("netpair compare --json > compare.json", "The same measurements as one JSON object, for a script"),
 ];

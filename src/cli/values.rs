@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
-use crate::config::{Expect, Firewall, Reply};
+use crate::config::{End, Expect, Firewall, Reply};
 use crate::framing::Framing;
 use crate::proto::Proto;
 
@@ -28,21 +28,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     match Duration::try_from_secs_f64(value * scale) {
         Ok(duration) if duration <= LONGEST => Ok(duration),
         _ => Err(format!("{text:?} is too long (at most a year)")),
-    }
-}
-
-/// A reply timeout: a duration, or `none` to wait as long as it takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Timeout(pub(super) Option<Duration>);
-
-/// Parses `--timeout`: a duration more than 0 (see [`parse_duration`]), or `none`.
-pub(super) fn parse_timeout(text: &str) -> Result<Timeout, String> {
-    if text.trim().eq_ignore_ascii_case("none") {
-        return Ok(Timeout(None));
-    }
-    match parse_duration(text)? {
-        d if d.is_zero() => Err("must be more than 0 (--timeout none waits as long as it takes)".into()),
-        d => Ok(Timeout(Some(d))),
     }
 }
 
@@ -97,6 +82,35 @@ pub(super) fn port_to_connect(text: &str) -> Result<u16, String> {
         Ok(0) => Err("a client cannot connect to port 0 (only a server's --port 0 picks a free port)".into()),
         Ok(port) => Ok(port),
         Err(err) => Err(err.to_string()),
+    }
+}
+
+/// A setting turned on or off (`--nodelay on`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(super) enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    /// Whether it is on.
+    pub(super) fn on(self) -> bool {
+        self == Switch::On
+    }
+}
+
+/// A reply timeout: a duration, or `none` to wait as long as it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Timeout(pub(super) Option<Duration>);
+
+/// Parses `--timeout`: a duration more than 0 (see [`parse_duration`]), or `none`.
+pub(super) fn parse_timeout(text: &str) -> Result<Timeout, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Timeout(None));
+    }
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than 0 (--timeout none waits as long as it takes)".into()),
+        d => Ok(Timeout(Some(d))),
     }
 }
 
@@ -180,6 +194,28 @@ impl ValueEnum for Framing {
     }
 }
 
+impl ValueEnum for End {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[End::Wait, End::HalfClose, End::Close, End::Reset]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            End::Wait => {
+                PossibleValue::new("wait").help("Wait for the replies awaited (each within --timeout), then close")
+            }
+            End::HalfClose => PossibleValue::new("half-close").help(
+                "shutdown(SHUT_WR) at once (the server reads end of file), then read the replies owed until \
+                 the server closes too",
+            ),
+            End::Close => PossibleValue::new("close")
+                .help("close() at once: replies still owed meet a closed socket (the server's writes get RST, EPIPE)"),
+            End::Reset => PossibleValue::new("reset")
+                .help("SO_LINGER 0, then close() at once: the server is sent a reset (ECONNRESET); tcp only"),
+        })
+    }
+}
+
 impl ValueEnum for Firewall {
     fn value_variants<'a>() -> &'a [Self] {
         &[Firewall::Drop, Firewall::Reject]
@@ -232,6 +268,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("none"), Ok(Timeout(None)));
+        assert_eq!(parse_timeout("2s"), Ok(Timeout(Some(Duration::from_secs(2)))));
+        assert!(parse_timeout("0").unwrap_err().contains("--timeout none"));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
@@ -241,13 +284,6 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("18000000000000000000").is_err());
-    }
-
-    #[test]
-    fn timeouts() {
-        assert_eq!(parse_timeout("none"), Ok(Timeout(None)));
-        assert_eq!(parse_timeout("2s"), Ok(Timeout(Some(Duration::from_secs(2)))));
-        assert!(parse_timeout("0").unwrap_err().contains("--timeout none"));
     }
 
     #[test]

@@ -162,9 +162,12 @@ fn measure(proto: Proto, lines: &[Vec<u8>], dir: &SocketDir) -> Result<Measured>
     // Boundaries: a burst of small writes with raw framing.
     let server = Running::start(proto, dir, Framing::Raw)?;
     let sent: Vec<Vec<u8>> = (0..BURST).map(|n| format!("m{n:03};").into_bytes()).collect();
-    server.burst(&sent, dir)?;
+    // Open until the server has read it all: a connection whose replies meet a closed socket is
+    // closed by the server, with what it had not read yet.
+    let sock = server.burst(&sent, dir)?;
     let total: usize = sent.iter().map(Vec::len).sum();
     server.wait_for(|seen| seen.messages().iter().map(Vec::len).sum::<usize>() >= total, Duration::from_secs(2));
+    drop(sock);
     let received = server.seen.messages();
     m.burst_reads = received.len();
     m.burst_intact = received == sent;
@@ -243,6 +246,9 @@ fn client_config(proto: Proto, endpoint: &Endpoint, max_message: usize, timeout:
         timeout: Some(timeout),
         expect: Some(crate::config::Expect::Upper),
         connect_timeout: timeout,
+        writes: 1,
+        window: 1,
+        end: crate::config::End::Wait,
     }
 }
 
@@ -296,15 +302,17 @@ impl Running {
             .map_err(|e| Error::io(format!("connecting to {}", self.endpoint), e))
     }
 
-    /// Sends `messages` back to back, as separate writes or datagrams, without reading replies.
-    fn burst(&self, messages: &[Vec<u8>], dir: &SocketDir) -> Result<()> {
+    /// Sends `messages` back to back, as separate writes or datagrams, without reading replies;
+    /// returns the socket, still open.
+    fn burst(&self, messages: &[Vec<u8>], dir: &SocketDir) -> Result<Plain> {
         // A datagram socket of its own address, so the server has somewhere to send its replies.
         let own = dir.fresh("burst");
         let mut sock = self.open(Some(&own))?;
         messages
             .iter()
             .try_for_each(|m| sock.send(m))
-            .map_err(|e| Error::io(format!("sending a burst to {}", self.endpoint), e))
+            .map_err(|e| Error::io(format!("sending a burst to {}", self.endpoint), e))?;
+        Ok(sock)
     }
 
     fn stop(self) {

@@ -9,9 +9,9 @@ use crate::plot::{Series, svg};
 use crate::proto::Proto;
 use crate::text::{count, grouped, human, millis, ms};
 
-/// The widest a cell may be: with a label as wide and two spaces between columns, a table of the
-/// four transports takes 98 columns.
-const CELL: usize = 18;
+/// The widest a cell may be: with the widest label (18) and two spaces between columns, a table of
+/// the five transports takes 98 columns.
+const CELL: usize = 14;
 /// Lines of the table, the legend and the footnotes are at most this wide.
 const WIDTH: usize = 100;
 const GAP: &str = "  ";
@@ -24,10 +24,10 @@ fn rows() -> Vec<(String, String, Cell)> {
     vec![
         (
             "new client seen".into(),
-            "when the server first knows of a client: as it connects (a stream), or only when its \
-             first datagram arrives (a datagram socket has no connection)"
+            "when the server first knows of a client: as it connects (a stream or seqpacket), or only \
+             when its first datagram arrives (a datagram socket has no connection)"
                 .into(),
-            |m, _| if m.seen_at_connect { "at connect".into() } else { "at 1st datagram".into() },
+            |m, _| if m.seen_at_connect { "at connect".into() } else { "1st datagram".into() },
         ),
         ("replies received".into(), "replies that came back, of the messages sent one at a time".into(), |m, _| {
             format!("{} of {}", grouped(m.summary.received), grouped(m.summary.sent))
@@ -41,7 +41,7 @@ fn rows() -> Vec<(String, String, Cell)> {
             format!("{BURST} writes read as"),
             format!(
                 "{BURST} quick writes of 5 bytes (--framing raw), as the server's reads got them: a stream \
-                 may merge them into fewer reads; each datagram stays one message"
+                 may merge them into fewer reads; each datagram (and seqpacket message) stays one message"
             ),
             |m, _| count(m.burst_reads as u64, "read"),
         ),
@@ -69,8 +69,8 @@ fn rows() -> Vec<(String, String, Cell)> {
         ("no server: after".into(), "how long the client took to be told".into(), |m, _| ms(Some(m.no_server_after))),
         (
             "client quits".into(),
-            "what the server notices when the client leaves: a disconnect, or nothing (a datagram \
-             server forgets the peer only after --idle-timeout)"
+            "what the server notices when the client leaves: a disconnect (a stream or seqpacket), or \
+             nothing (a datagram server forgets the peer only after --idle-timeout)"
                 .into(),
             |m, notes| match &m.quit_seen {
                 Some(reason) => notes.fit(&format!("disconnect: {reason}"), "disconnect"),
@@ -153,7 +153,7 @@ fn brief(text: &str) -> String {
     let head = text.split([':', '(']).next().unwrap_or(text).trim_end();
     let mut out = String::new();
     for word in head.split(' ') {
-        if out.chars().count() + 1 + word.chars().count() > CELL - 5 {
+        if out.chars().count() + 1 + word.chars().count() > CELL - 4 {
             break;
         }
         if !out.is_empty() {
@@ -161,7 +161,7 @@ fn brief(text: &str) -> String {
         }
         out.push_str(word);
     }
-    if out.is_empty() { head.chars().take(CELL - 5).collect() } else { out }
+    if out.is_empty() { head.chars().take(CELL - 4).collect() } else { out }
 }
 
 /// `text` in lines of at most `width` characters, broken between words.
@@ -317,7 +317,7 @@ mod tests {
         let text = table(&results, 50_000, "in-process servers on loopback");
         assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
         assert!(text.contains("[1] ") && text.contains("50,000 of 50,000"), "{text}");
-        assert_eq!(brief("no such file or directory"), "no such file");
+        assert_eq!(brief("no such file or directory"), "no such");
         assert_eq!(brief("silence: no reply within 500 ms"), "silence");
     }
 }

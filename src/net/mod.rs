@@ -1,5 +1,6 @@
 //! The network layer: sockets behind one enum. Stream sockets (TCP, Unix) are cut into messages by
-//! the framing; datagram sockets (UDP, Unix datagram) carry one message per datagram. The server and
+//! the framing; datagram sockets (UDP, Unix datagram) carry one message per datagram; Unix seqpacket
+//! sockets are connections (on the stream side) that carry one message per read. The server and
 //! the client see only peers, messages and events; this file holds the one `match` between stream
 //! and datagram sockets.
 //!
@@ -19,7 +20,7 @@ mod stream;
 
 pub use datagram::{DatagramClient, DatagramServer};
 pub use plain::{Plain, nobody_at};
-pub use socket::{SocketDir, SocketFile, resolve, udp_connected};
+pub use socket::{SocketDir, SocketFile, resolve, seqpacket_connect, udp_connected};
 pub use stream::Streams;
 
 use std::fmt;
@@ -34,7 +35,7 @@ use crate::framing::Framing;
 use crate::proto::{Endpoint, Proto};
 use datagram::Dgram;
 use datagram::Side as _;
-use socket::{Buffer, UnixName, bind_unix, client_name, deepen_backlog, first_ok, widen_buffer};
+use socket::{Buffer, UnixName, bind_unix, client_name, deepen_backlog, first_ok, seqpacket_listener, widen_buffer};
 use stream::{Listener, Stream};
 
 /// How a transport is to behave, whichever its kind.
@@ -55,6 +56,10 @@ pub struct Settings {
     /// Most bytes held for all peers together (unfinished lines and unwritten replies): past it the
     /// server reads only from peers that hold (almost) nothing.
     pub max_buffered: usize,
+    /// TCP: TCP_NODELAY on each connection (Nagle's algorithm off).
+    pub nodelay: bool,
+    /// Byte streams: write calls each message is sent in (2: its first half, then the rest).
+    pub writes: usize,
 }
 
 impl Settings {
@@ -132,6 +137,9 @@ pub enum Event {
     Connected(PeerId),
     /// A whole message from a peer.
     Message(PeerId, Vec<u8>),
+    /// A connected peer closed its sending side (end of file): it is closed once every reply owed
+    /// to it has been written.
+    InputEnded(PeerId),
     /// A peer is gone; `name` is how it was shown.
     Closed {
         /// The peer; its id is never given to another peer.
@@ -157,10 +165,33 @@ pub enum Closed {
     ByPeer,
     /// Nothing from the peer for the idle timeout.
     Idle,
-    /// The peer sent a line over the size bound (stream only).
+    /// The peer sent a line (or a seqpacket message) over the size bound.
     TooLong,
     /// The socket failed: reset, refused, or another error.
     Failed(io::Error),
+}
+
+impl Closed {
+    /// What the socket said, as the manual pages name it: `EOF` (a read of 0 bytes) or the errno
+    /// (`ECONNRESET`, `EPIPE`…); none for what netpair decided itself (idle, too long).
+    pub fn cause(&self) -> Option<&'static str> {
+        let errno = match self {
+            Closed::ByPeer => return Some("EOF"),
+            Closed::Failed(err) => err.raw_os_error()?,
+            Closed::Idle | Closed::TooLong => return None,
+        };
+        Some(match errno {
+            libc::ECONNRESET => "ECONNRESET",
+            libc::EPIPE => "EPIPE",
+            libc::ETIMEDOUT => "ETIMEDOUT",
+            libc::ECONNREFUSED => "ECONNREFUSED",
+            libc::ECONNABORTED => "ECONNABORTED",
+            libc::EHOSTUNREACH => "EHOSTUNREACH",
+            libc::ENETUNREACH => "ENETUNREACH",
+            libc::ENOENT => "ENOENT",
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Closed {
@@ -219,6 +250,12 @@ impl Transport {
                 deepen_backlog(&listener);
                 Transport::Stream(Streams::new(settings, Some(Listener::Unix(listener)), Some(bound)))
             }
+            (Proto::Seqpacket, Endpoint::Path(path)) => {
+                let (listener, bound) = bind_unix(proto, path, seqpacket_listener)?;
+                let listener = UnixListener::from_std(listener);
+                deepen_backlog(&listener);
+                Transport::Stream(Streams::new(settings, Some(Listener::Unix(listener)), Some(bound)))
+            }
             (Proto::Unixgram, Endpoint::Path(path)) => {
                 let (sock, bound) = bind_unix(proto, path, UnixDatagram::bind_addr)?;
                 // A Unix datagram stays charged to its sender until its receiver reads it: the send
@@ -250,11 +287,15 @@ impl Transport {
                 stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
                 Transport::Stream(Streams::client(settings, Stream::Tcp(TcpStream::from_std(stream)), name))
             }
-            (Proto::Unix, Endpoint::Path(path)) => {
+            (Proto::Unix | Proto::Seqpacket, Endpoint::Path(path)) => {
                 let name = path.display().to_string();
                 let addr = UnixName::of(path).addr().map_err(|e| failed(name.clone(), e))?;
-                let stream =
-                    std::os::unix::net::UnixStream::connect_addr(&addr).map_err(|e| failed(name.clone(), e))?;
+                let stream = if proto == Proto::Seqpacket {
+                    seqpacket_connect(&addr, false)
+                } else {
+                    std::os::unix::net::UnixStream::connect_addr(&addr)
+                };
+                let stream = stream.map_err(|e| failed(name.clone(), e))?;
                 stream.set_nonblocking(true).map_err(|e| failed(name.clone(), e))?;
                 Transport::Stream(Streams::client(settings, Stream::Unix(UnixStream::from_std(stream)), name))
             }
@@ -315,8 +356,10 @@ impl Transport {
     /// Says that `peer`'s message after the `earlier` ones it still awaits replies to will get no
     /// reply, so that a datagram peer's later replies keep their own messages' line ends.
     pub fn unanswered(&mut self, peer: PeerId, earlier: usize) {
-        if let Transport::DatagramServer(side) = self {
-            side.unanswered(peer, earlier);
+        match self {
+            Transport::Stream(side) => side.unanswered(peer, earlier),
+            Transport::DatagramServer(side) => side.unanswered(peer, earlier),
+            Transport::DatagramClient(_) => {}
         }
     }
 
@@ -358,6 +401,31 @@ impl Transport {
     /// True while any reply is waiting to be written or, on TCP, to be acknowledged by its peer.
     pub fn has_output(&self) -> bool {
         either!(self, side => side.has_output())
+    }
+
+    /// TCP_NODELAY on `peer`'s connection, read back from the kernel (TCP only).
+    pub fn nodelay(&self, peer: PeerId) -> Option<bool> {
+        match self {
+            Transport::Stream(side) => side.nodelay(peer),
+            _ => None,
+        }
+    }
+
+    /// A client's stream: shuts its sending side (SHUT_WR) once what is queued is written; replies
+    /// are still read, until the server closes too. Datagram sockets have no sending side to shut.
+    pub fn half_close(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        if let Transport::Stream(side) = self {
+            side.half_close(registry, out);
+        }
+    }
+
+    /// A client's TCP connection: SO_LINGER 0, so that closing it sends a reset (RST) instead of the
+    /// orderly end (FIN), throwing away whatever is unsent or unread.
+    pub fn reset_on_close(&self) -> io::Result<()> {
+        match self {
+            Transport::Stream(side) => side.reset_on_close(),
+            _ => Ok(()),
+        }
     }
 
     /// How a peer is named in output.

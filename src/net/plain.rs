@@ -19,6 +19,8 @@ pub enum Plain {
     Unix(UnixStream),
     /// With the file it is bound to, if any, removed with it.
     Unixgram(UnixDatagram, Option<SocketFile>),
+    /// A Unix seqpacket connection (std's stream type: the calls are the same).
+    Seqpacket(UnixStream),
 }
 
 impl Plain {
@@ -37,6 +39,9 @@ impl Plain {
                 Plain::Udp(sock)
             }
             (Proto::Unix, Endpoint::Path(path)) => Plain::Unix(UnixStream::connect(path)?),
+            (Proto::Seqpacket, Endpoint::Path(path)) => {
+                Plain::Seqpacket(super::seqpacket_connect(&super::socket::UnixName::of(path).addr()?, false)?)
+            }
             (Proto::Unixgram, Endpoint::Path(path)) => {
                 let (sock, file) = match own {
                     Some(own) => (UnixDatagram::bind(own)?, Some(SocketFile::bound(own))),
@@ -56,6 +61,8 @@ impl Plain {
             Plain::Unix(s) => s.write_all(message),
             Plain::Udp(s) => s.send(message).map(drop),
             Plain::Unixgram(s, _) => s.send(message).map(drop),
+            // One write is one message, whole.
+            Plain::Seqpacket(s) => s.write(message).map(drop),
         }
     }
 }
@@ -65,7 +72,7 @@ pub fn nobody_at(proto: Proto, dir: &super::SocketDir) -> io::Result<Endpoint> {
     let port = match proto {
         Proto::Tcp => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
         Proto::Udp => UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port(),
-        Proto::Unix | Proto::Unixgram => return Ok(Endpoint::Path(dir.fresh("nobody"))),
+        Proto::Unix | Proto::Unixgram | Proto::Seqpacket => return Ok(Endpoint::Path(dir.fresh("nobody"))),
     };
     Ok(Endpoint::loopback(port))
 }

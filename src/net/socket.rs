@@ -225,10 +225,54 @@ fn bound_in_this_namespace(path: &Path) -> bool {
 /// Connects to the socket at `path` without waiting: a stream connect to a full queue says
 /// WouldBlock instead of hanging; a datagram socket is only connected, nothing is sent.
 fn probe(proto: Proto, path: &Path) -> io::Result<()> {
-    use socket2::{Domain, SockAddr, Socket, Type};
-    let kind = if proto.is_stream() { Type::STREAM } else { Type::DGRAM };
-    let sock = Socket::new(Domain::UNIX, kind.nonblocking(), None)?;
+    use socket2::{Domain, SockAddr, Socket};
+    let sock = Socket::new(Domain::UNIX, unix_type(proto).nonblocking(), None)?;
     sock.connect(&SockAddr::unix(path)?)
+}
+
+/// The socket type of a Unix kind: a socket of another type is refused at its file (EPROTOTYPE).
+fn unix_type(proto: Proto) -> socket2::Type {
+    match proto {
+        Proto::Seqpacket => socket2::Type::SEQPACKET,
+        _ if proto.is_stream() => socket2::Type::STREAM,
+        _ => socket2::Type::DGRAM,
+    }
+}
+
+/// A Unix address as socket2 takes it: a path, or an abstract name (a leading NUL byte).
+fn unix_sockaddr(addr: &std::os::unix::net::SocketAddr) -> io::Result<socket2::SockAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    match (addr.as_pathname(), addr.as_abstract_name()) {
+        (Some(path), _) => socket2::SockAddr::unix(path),
+        (_, Some(name)) => socket2::SockAddr::unix(std::ffi::OsStr::from_bytes(&[&[0], name].concat())),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "an unnamed Unix address")),
+    }
+}
+
+/// A listening Unix seqpacket socket at `addr`. std has no type for one, and needs none: it accepts
+/// like a stream listener, and each connection reads and writes with the same calls as a stream's
+/// (where each read takes one message and each write sends one), so they are std's Unix types.
+pub(super) fn seqpacket_listener(
+    addr: &std::os::unix::net::SocketAddr,
+) -> io::Result<std::os::unix::net::UnixListener> {
+    let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
+    sock.bind(&unix_sockaddr(addr)?)?;
+    sock.listen(1024)?;
+    sock.set_nonblocking(true)?;
+    Ok(std::os::fd::OwnedFd::from(sock).into())
+}
+
+/// A Unix seqpacket socket connected to `addr`; with `nonblocking`, a full listen queue says
+/// WouldBlock instead of waiting (as mio's Unix stream connect does).
+pub fn seqpacket_connect(
+    addr: &std::os::unix::net::SocketAddr,
+    nonblocking: bool,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    let kind = if nonblocking { socket2::Type::SEQPACKET.nonblocking() } else { socket2::Type::SEQPACKET };
+    let sock = socket2::Socket::new(socket2::Domain::UNIX, kind, None)?;
+    sock.connect(&unix_sockaddr(addr)?)?;
+    Ok(std::os::fd::OwnedFd::from(sock).into())
 }
 
 /// A fresh abstract name for a Unix datagram client's own socket, which the server replies to.

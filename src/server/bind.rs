@@ -74,6 +74,8 @@ fn bind_once(config: &ServerConfig, wanted: &[Listen]) -> Result<Vec<(Proto, Tra
             tokens: Tokens::of(index),
             once: config.once,
             max_buffered: config.max_buffered,
+            nodelay: config.common.nodelay,
+            writes: 1,
         };
         let transport = Transport::listen(&settings, &endpoint)?;
         if picked.is_none() && matches!(listen.endpoint, Endpoint::Inet { port: 0, .. }) {

@@ -234,11 +234,19 @@ impl Server {
                 Event::Connected(id) => {
                     self.clients += 1;
                     self.first_peer.get_or_insert(Peer { transport: t, id });
-                    self.report.connected(transport.peer_name(id))?;
+                    self.report.connected(transport.peer_name(id), transport.nodelay(id))?;
                 }
                 Event::Message(id, message) => {
                     self.answer(Peer { transport: t, id }, &message)?;
                     self.served[t].transport.recycle(message);
+                }
+                Event::InputEnded(id) => {
+                    // Said only while replies are owed: otherwise `Disconnected` follows at once.
+                    let peer = Peer { transport: t, id };
+                    let owed = self.owed.iter().filter(|&&owed| owed == peer).count();
+                    if owed > 0 {
+                        self.report.input_ended(self.served[t].transport.peer_name(id), owed)?;
+                    }
                 }
                 Event::NotSent { peer, reason } => {
                     warn!("reply to {} not sent: {}", transport.peer_name(peer), describe(&reason));
@@ -366,6 +374,11 @@ impl Server {
                 warn!("an empty line cannot be sent over a raw stream: type the reply to {}", self.peer_name(peer));
                 continue;
             }
+            if line.is_empty() && proto == Proto::Seqpacket {
+                // Zero bytes would read as the end of the connection.
+                warn!("an empty line cannot be sent over seqpacket: type the reply to {}", self.peer_name(peer));
+                continue;
+            }
             self.owed.pop_front();
             self.report.answered();
             self.update_prompt();
@@ -387,7 +400,7 @@ impl Server {
 /// datagrams, where no peer ever says it is done.
 fn idle_timeout(proto: Proto, idle: Option<Duration>, once_grace: Option<Duration>) -> Option<Duration> {
     match once_grace {
-        Some(grace) if !proto.is_stream() => Some(idle.map_or(grace, |idle| idle.min(grace))),
+        Some(grace) if !proto.is_connected() => Some(idle.map_or(grace, |idle| idle.min(grace))),
         _ => idle,
     }
 }

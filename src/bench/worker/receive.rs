@@ -45,6 +45,11 @@ impl Worker<'_> {
                     break;
                 }
             } else {
+                // Seqpacket: the end of the connection reads as an empty message.
+                if self.clients[i].sock.is_seqpacket() && self.lens[..n].contains(&0) {
+                    let closed = io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection");
+                    return self.fail(i, &closed);
+                }
                 self.check_datagrams(i, n, now);
                 // Fewer datagrams than asked for: the queue is empty.
                 if wait || n < mmsg::BATCH {

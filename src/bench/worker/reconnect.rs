@@ -99,6 +99,7 @@ impl Worker<'_> {
         let _ = client.framer.finish();
         client.out.clear();
         client.written = 0;
+        client.writes.clear();
         client.backlog.clear();
         if ready {
             return Opened::Ready;
@@ -117,8 +118,11 @@ impl Worker<'_> {
             Ok(false) => return,
             Err(e) => return self.fail(i, &e),
         }
-        // No TCP_NODELAY: one write per connection, which Nagle never holds back (nothing before it
-        // is unacknowledged), and a system call fewer per connection.
+        // TCP_NODELAY only for --writes 2: one write per connection Nagle never holds back (nothing
+        // before it is unacknowledged), and a system call fewer per connection.
+        if self.plan.nodelay && self.plan.writes > 1 {
+            let _ = stream.set_nodelay(true);
+        }
         let client = &mut self.clients[i];
         client.state = State::Running;
         let Some(slot) = client.pending.take() else { return self.refill_reconnect(i, Instant::now()) };
@@ -138,8 +142,7 @@ impl Worker<'_> {
         self.tally.count_sent(measured);
         self.tally.connections += u64::from(measured);
         if client.sock.is_stream() {
-            write_message(&mut client.out, client.id, seq, plan.size);
-            client.out.push(b'\n');
+            client.queue_line(seq, plan.size, plan.writes);
             self.flush(i);
         } else {
             let mut outgoing = std::mem::take(&mut self.outgoing);

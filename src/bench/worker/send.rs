@@ -60,8 +60,7 @@ impl Worker<'_> {
             self.tally.count_sent(measured);
             // A stream's messages are lines; a datagram is a message, so the batch is cut by size.
             if stream {
-                write_message(&mut client.out, client.id, seq, plan.size);
-                client.out.push(b'\n');
+                client.queue_line(seq, plan.size, plan.writes);
             } else {
                 write_message(&mut self.outgoing, client.id, seq, plan.size);
             }
@@ -187,8 +186,17 @@ impl Worker<'_> {
         }
         // A short write is not an error: the rest waits for WRITABLE.
         while client.written < client.out.len() {
-            match client.sock.write(&client.out[client.written..]) {
-                Ok(n) => client.written += n,
+            let end = client.writes.front().map_or(client.out.len(), |len| client.written + len);
+            match client.sock.write(&client.out[client.written..end]) {
+                Ok(n) => {
+                    client.written += n;
+                    // A stream may take part of a write: the rest of it is the next one.
+                    match client.writes.front_mut() {
+                        Some(len) if *len > n => *len -= n,
+                        Some(_) => drop(client.writes.pop_front()),
+                        None => {}
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.fail(i, &e),

@@ -21,7 +21,8 @@ use super::slots::Slots;
 use super::socket::{UnixBound, spare_file};
 use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
 use crate::error::describe;
-use crate::framing::Framing;
+use crate::framing::{Framing, strip_line_end};
+use crate::proto::Proto;
 use crate::text::count;
 use crate::throttle::Throttle;
 use conn::Conn;
@@ -34,12 +35,23 @@ const SMALL_HOLDING: usize = 4 * 1024;
 /// What a connection's output buffer keeps once empty: enough for a few ordinary replies, so a talkative
 /// peer does not allocate for each, while an idle one holds no more than this.
 const KEEP_CAPACITY: usize = 4 * 1024;
+/// The largest seqpacket message buffer kept, whatever --max-message says (a Unix socket's send
+/// buffer, about 200 KiB by default, stops one long before).
+const PACKET_CEILING: usize = 4 << 20;
 
 /// The stream side: a listener and its connections (server), or one connection (client).
 pub struct Streams {
     listener: Option<Listener>,
     conns: Slots<Conn>,
     framing: Framing,
+    /// Seqpacket: each read is one whole message and each message one write, with no framing.
+    packets: bool,
+    /// A server's side (it has had a listener), not a client's.
+    serving: bool,
+    /// TCP_NODELAY on each TCP connection.
+    nodelay: bool,
+    /// Write calls per message on a byte stream (2: its first half, then the rest).
+    writes: usize,
     max_message: usize,
     max_peers: usize,
     tokens: Tokens,
@@ -69,15 +81,22 @@ pub struct Streams {
 
 impl Streams {
     pub(super) fn new(settings: &Settings, listener: Option<Listener>, unix: Option<UnixBound>) -> Self {
+        let packets = settings.proto == Proto::Seqpacket;
         let read_size = match settings.framing {
+            // One byte more than allowed, so that a message over the bound shows as one.
+            _ if packets => settings.max_message.min(PACKET_CEILING) + 1,
             Framing::Line => 64 * 1024,
             Framing::Raw => settings.max_message.min(64 * 1024),
         };
         Streams {
             spare: listener.as_ref().and_then(|_| spare_file()),
+            serving: listener.is_some(),
             listener,
             conns: Slots::new(),
             framing: settings.framing,
+            packets,
+            nodelay: settings.nodelay,
+            writes: settings.writes,
             max_message: settings.max_message,
             max_peers: settings.max_peers,
             tokens: settings.tokens,
@@ -104,9 +123,7 @@ impl Streams {
     }
 
     pub(super) fn client(settings: &Settings, sock: Stream, name: String) -> Self {
-        if let Stream::Tcp(s) = &sock {
-            let _ = s.set_nodelay(true);
-        }
+        sock.set_nodelay(settings.nodelay);
         let mut side = Streams::new(settings, None, None);
         side.conns.insert(Conn::new(sock, name, settings.max_message));
         side
@@ -182,6 +199,7 @@ impl Streams {
                 let _ = sock.write(self.turned_away.as_bytes());
                 continue;
             }
+            sock.set_nodelay(self.nodelay);
             let id = self.conns.insert(Conn::new(sock, name, self.max_message));
             let conn = self.conns.get_mut(id).expect("just inserted");
             if let Err(e) = registry.register(&mut conn.sock, self.tokens.peer(id), Interest::READABLE) {
@@ -250,12 +268,19 @@ impl Streams {
                 break;
             }
             let room = if over { SMALL_HOLDING } else { self.scratch.len() };
-            let n = match conn.sock.read(&mut self.scratch[..room]) {
-                Ok(0) => {
+            // A message is read whole or not at all: a seqpacket read is never cut to `room`.
+            let read = if self.packets {
+                conn.sock.recv_packet(&mut self.scratch)
+            } else {
+                conn.sock.read(&mut self.scratch[..room]).map(|n| (n, n))
+            };
+            let (n, whole) = match read {
+                // On seqpacket too: an empty message cannot be told from the end (netpair sends none).
+                Ok((0, 0)) => {
                     conn.eof = true;
                     break;
                 }
-                Ok(n) => n,
+                Ok(read) => read,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -268,6 +293,27 @@ impl Streams {
             let drained = short_read_drains && n < room;
             let data = &self.scratch[..n];
             match self.framing {
+                _ if self.packets => {
+                    if whole > self.max_message {
+                        warn!(
+                            "{} sent a message of {} bytes, over --max-message {}; closing it",
+                            conn.name, whole, self.max_message
+                        );
+                        failed = Some(Closed::TooLong);
+                        break;
+                    }
+                    // As over unixgram: a line end is no part of the message, and its reply gets it back.
+                    let (body, line_end) = strip_line_end(data);
+                    if self.serving {
+                        conn.line_ends.push(line_end)
+                    } else {
+                        conn.line_ends.seen(line_end)
+                    }
+                    out.push(Event::Message(id, self.pool.message(body)));
+                    conn.recount(&mut self.buffered);
+                    // One message per read: only WouldBlock says the socket is empty.
+                    continue;
+                }
                 Framing::Raw => out.push(Event::Message(id, self.pool.message(data))),
                 Framing::Line => {
                     let pool = &mut self.pool;
@@ -295,6 +341,7 @@ impl Streams {
             if let Some(rest) = conn.framer.finish() {
                 out.push(Event::Message(id, rest));
             }
+            out.push(Event::InputEnded(id));
             // Closed once every reply owed has been written (see flush).
             self.mark_dirty(id);
         }
@@ -305,13 +352,32 @@ impl Streams {
             debug!("reply to a peer already gone dropped");
             return;
         };
+        if self.packets {
+            let line_end = if self.serving { conn.line_ends.pop() } else { conn.line_ends.latest() };
+            if message.is_empty() && line_end.is_empty() {
+                debug!("empty message to {} not sent: over seqpacket it would read as the end", conn.name);
+                return;
+            }
+            conn.output.extend_from_slice(message);
+            conn.output.extend_from_slice(line_end);
+            conn.packets.push_back(message.len() + line_end.len());
+            conn.recount(&mut self.buffered);
+            return self.mark_dirty(id);
+        }
         if self.framing == Framing::Raw && message.is_empty() {
             debug!("empty reply to {} not sent: a raw stream cannot carry an empty message", conn.name);
             return;
         }
+        let start = conn.output.len();
         conn.output.extend_from_slice(message);
         if self.framing == Framing::Line {
             conn.output.push(b'\n');
+        }
+        if self.writes > 1 {
+            // The first half, then the rest, each a write of its own (after what was queued before).
+            let queued = start - conn.written - conn.packets.iter().sum::<usize>();
+            let first = (conn.output.len() - start) / 2;
+            conn.packets.extend([queued, first, conn.output.len() - start - first].into_iter().filter(|&n| n > 0));
         }
         conn.recount(&mut self.buffered);
         self.mark_dirty(id);
@@ -349,16 +415,30 @@ impl Streams {
             return;
         };
         while conn.unwritten() > 0 {
-            match conn.sock.write(&conn.output[conn.written..]) {
+            // A seqpacket write sends one message, whole (or nothing: WouldBlock).
+            let end = conn.packets.front().map_or(conn.output.len(), |len| conn.written + len);
+            match conn.sock.write(&conn.output[conn.written..end]) {
                 Ok(0) => {
                     return self.close(registry, id, Closed::Failed(io::ErrorKind::WriteZero.into()), out);
                 }
                 Ok(n) => {
                     conn.written += n;
+                    // A stream may take part of a write: the rest of it is the next one.
+                    match conn.packets.front_mut() {
+                        Some(len) if *len > n => *len -= n,
+                        Some(_) => drop(conn.packets.pop_front()),
+                        None => {}
+                    }
                     conn.last_active = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) && self.packets => {
+                    // Too big for the socket's buffer: that message is not sent, the connection stays.
+                    conn.written = end;
+                    conn.packets.pop_front();
+                    out.push(Event::NotSent { peer: id, reason: e });
+                }
                 Err(e) => {
                     // A peer that closed may have said why first (a full server's refusal): read
                     // what it sent before the write's error ends the connection.
@@ -370,6 +450,11 @@ impl Streams {
         if conn.unwritten() == 0 {
             conn.output.clear();
             conn.written = 0;
+            if std::mem::take(&mut conn.closing)
+                && let Err(e) = conn.sock.shut_write()
+            {
+                return self.close(registry, id, Closed::Failed(e), out);
+            }
             if conn.output.capacity() > KEEP_CAPACITY {
                 conn.output = Vec::new();
             }
@@ -459,6 +544,26 @@ impl Streams {
         self.conns.iter().any(|(_, c)| c.unwritten() > 0 || c.sock.unacked() > 0)
     }
 
+    /// A client's connection: its sending side is shut once its output is written.
+    pub(super) fn half_close(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+        for id in self.conns.ids() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.closing = true;
+                self.flush(registry, id, out);
+            }
+        }
+    }
+
+    /// A client's connection: SO_LINGER 0, so that closing it resets it.
+    pub(super) fn reset_on_close(&self) -> io::Result<()> {
+        self.conns.iter().try_for_each(|(_, conn)| conn.sock.linger_zero())
+    }
+
+    /// TCP_NODELAY on `id`'s connection, as the kernel has it (TCP only).
+    pub(super) fn nodelay(&self, id: PeerId) -> Option<bool> {
+        self.conns.get(id).and_then(|c| c.sock.nodelay())
+    }
+
     pub(super) fn peer_name(&self, id: PeerId) -> &str {
         self.conns.get(id).map_or("(gone)", |c| c.name.as_str())
     }
@@ -503,6 +608,16 @@ impl Streams {
             conn.held = held;
             // A peer whose input ended is closed once released and written to (see flush).
             self.mark_dirty(id);
+        }
+    }
+
+    /// Seqpacket: `id`'s message after the `earlier` ones still owed replies gets none, so its line
+    /// end is not given to the next reply.
+    pub(super) fn unanswered(&mut self, id: PeerId, earlier: usize) {
+        if let Some(conn) = self.conns.get_mut(id)
+            && self.packets
+        {
+            conn.line_ends.remove(earlier);
         }
     }
 
