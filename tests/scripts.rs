@@ -108,3 +108,37 @@ fn skipped(name: &str, out: &Output) -> bool {
     eprintln!("{name} skipped: {why}");
     true
 }
+
+/// A lesson: runs in the lab (root, ip, nft), says SKIP elsewhere, and must have checked something.
+fn lesson(name: &str) {
+    let out = assert_green(name);
+    if skipped(name, &out) {
+        return;
+    }
+    assert!(out.stdout().contains("  ok: "), "{name} checked nothing: {out}");
+}
+
+#[test]
+fn lesson_duplication_sh() {
+    lesson("lesson-duplication.sh");
+}
+
+#[test]
+fn lesson_drop_or_reject_sh() {
+    lesson("lesson-drop-or-reject.sh");
+}
+
+#[test]
+fn lesson_fragments_sh() {
+    lesson("lesson-fragments.sh");
+}
+
+#[test]
+fn lesson_nagle_sh() {
+    lesson("lesson-nagle.sh");
+}
+
+#[test]
+fn lesson_close_sh() {
+    lesson("lesson-close.sh");
+}
