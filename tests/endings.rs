@@ -58,6 +58,7 @@ fn close_the_servers_writes_meet_a_closed_socket() {
     // TCP: the first write is taken and answered by a reset, and the peer is gone. A Unix stream
     // has no reset: its hang-up says so at once.
     // (A Unix stream is left out: whether its hang-up is seen before a typed reply is written is a race.)
+    #[allow(clippy::single_element_loop)] // the shape of the test for a second kind, when one is found
     for (proto, replies) in [(Proto::Tcp, 2)] {
         let mut server = Server::start(proto, &["--reply", "stdin", "--json", "--once"]);
         let (client, _dir) = client_with_input(&server, b"one\ntwo\n", &["--window", "2", "--end", "close"]);
