@@ -55,6 +55,26 @@ pub fn tcp_info(sock: &impl AsFd) -> Option<libc::tcp_info> {
     (rc == 0).then(|| unsafe { info.assume_init() })
 }
 
+/// The kernel's count of packets dropped on a socket (`SO_MEMINFO`'s `SK_MEMINFO_DROPS`): for a
+/// datagram socket, those its full receive buffer had no room for. Live, unlike `SO_RXQ_OVFL`, which
+/// a datagram only carries if it was queued after the drops.
+pub fn socket_drops(sock: &impl AsFd) -> Option<u64> {
+    const VARS: usize = libc::SK_MEMINFO_DROPS as usize + 1;
+    let mut info = [0u32; 16];
+    let mut len = size_of_val(&info) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is that large.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && len as usize >= VARS * size_of::<u32>()).then(|| u64::from(info[VARS - 1]))
+}
+
 /// An ICMP error the kernel queued on a socket with `IP_RECVERR` (or `IPV6_RECVERR`) set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IcmpError {

@@ -1039,3 +1039,34 @@ fn a_peer_cannot_forge_transcript_lines() {
     assert!(!out.lines().any(|l| l.starts_with("Connection from: 6.6.6.6")), "{out}");
     stop_cleanly(server);
 }
+
+#[test]
+fn a_client_whose_server_stopped_reading_still_reads_its_replies_when_it_reads_again() {
+    // 300 messages of 100,000 bytes, more than the kernel's buffers hold, to a stopped TCP server:
+    // the client keeps the rest. When the server reads again it answers while the client still
+    // has bytes to send; were the client to stop reading while it cannot send (backpressure, as a
+    // server does), each would wait for the other for ever.
+    let server = Server::start(Proto::Tcp, &[]);
+    kill(server.process.id(), libc::SIGSTOP);
+    let mut command = server.client_command(&["--timeout", "2ms"]);
+    command.stdin(Stdio::piped());
+    let mut client = Process::spawn(command, Stdio::piped());
+    let lines: Vec<u8> =
+        (1..=300).flat_map(|i| format!("message {i:03} {}\n", "x".repeat(100_000)).into_bytes()).collect();
+    let mut pipe = client.stdin.take().expect("the client's stdin");
+    let feeder = thread::spawn(move || pipe.write_all(&lines).map(|()| pipe));
+    let waited = |what: &str, done: &dyn Fn(&str) -> bool, client: &Process| {
+        let deadline = Instant::now() + DEADLINE;
+        while !done(&client.stderr()) {
+            assert!(Instant::now() < deadline, "{what}: {}", client.stderr().lines().last().unwrap_or_default());
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    waited("the client never gave up on message 300", &|e| e.contains("no reply to message 300 "), &client);
+    kill(server.process.id(), libc::SIGCONT);
+    waited("not every reply came", &|e| e.matches("late reply to message").count() == 300, &client);
+    drop(feeder.join().expect("the feeder"));
+    let out = client.wait();
+    assert!(out.stderr().contains("sent 300, received 0, lost 300, late 300"), "{out}");
+    stop_cleanly(server);
+}

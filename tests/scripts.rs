@@ -142,3 +142,13 @@ fn lesson_nagle_sh() {
 fn lesson_close_sh() {
     lesson("lesson-close.sh");
 }
+
+#[test]
+fn lesson_handshake_sh() {
+    lesson("lesson-handshake.sh");
+}
+
+#[test]
+fn lesson_buffer_overflow_sh() {
+    lesson("lesson-buffer-overflow.sh");
+}

@@ -239,6 +239,15 @@ fn start_server(lab: &Topology, command: &Config) -> Result<Background> {
     let at = |host: &str| Endpoint::Inet { host: host.to_string(), port: PORT };
     let mut config = ServerConfig::in_process(Proto::Tcp, at(SERVER_V4), framing, clients.saturating_add(64));
     config.idle_timeout = None;
+    if let Config::Bench(bench) = command {
+        config.common.nodelay = bench.nodelay;
+        if bench.reconnect {
+            // Each message from a socket of its own, never heard from again once answered (over UDP
+            // a peer of its own): forget each soon, and count none against a limit meant for clients.
+            config.idle_timeout = Some(std::time::Duration::from_secs(1));
+            config.max_clients = usize::MAX;
+        }
+    }
     for (proto, host) in [(Proto::Udp, SERVER_V4), (Proto::Tcp, SERVER_V6), (Proto::Udp, SERVER_V6)] {
         config.also.push(Listen { proto, endpoint: at(host), max_message: default_max_message(proto) });
     }

@@ -369,9 +369,14 @@ impl Core {
         self.unread && !self.paused && !self.stopped
     }
 
-    /// The kernel's count of datagrams dropped on this socket, as the last batch told it.
+    /// The kernel's count of datagrams dropped on this socket: as it is now, or else as the last
+    /// batch told it.
     fn dropped(&self, senders: &Senders) -> Option<u64> {
-        self.counts_drops.then(|| u64::from(senders.dropped().unwrap_or(0)))
+        let now = match &self.sock {
+            Dgram::Udp(s) => crate::sys::socket_drops(s),
+            Dgram::Unix(s) => crate::sys::socket_drops(s),
+        };
+        self.counts_drops.then(|| now.unwrap_or_else(|| u64::from(senders.dropped().unwrap_or(0))))
     }
 
     fn local_addr(&self) -> Option<std::net::SocketAddr> {

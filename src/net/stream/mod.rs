@@ -247,7 +247,9 @@ impl Streams {
         let mut budget = READ_BUDGET;
         let mut failed = None;
         loop {
-            if conn.unwritten() > HIGH_WATER {
+            // (Not a client's: what it reads is what lets its server read what it sends. Were it
+            // to stop too, each would wait for the other for ever.)
+            if self.serving && conn.unwritten() > HIGH_WATER {
                 // Backpressure: this peer is not reading its replies, so stop reading its messages.
                 debug!("pausing {}: {} bytes of replies unread", conn.name, conn.unwritten());
                 conn.paused = true;
