@@ -287,3 +287,32 @@ fn netem_works() -> bool {
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     works
 }
+
+#[test]
+fn a_path_mtu_black_hole_and_a_policer_do_what_they_say_and_the_router_counts_it() {
+    if !can_run() {
+        return;
+    }
+    let clean = Clean::start();
+    let big = format!("{}\n", "x".repeat(1400)).repeat(3).into_bytes();
+    // The router's link to the server has an MTU of 1,280: the first 1,400-byte datagram (sent with
+    // don't-fragment) is refused with "fragmentation needed", after which the client's kernel cuts
+    // the others to fit, and they arrive.
+    let out = lab(&["--mtu", "1280", "client", "--proto", "udp", "--timeout", "300ms"], &big);
+    assert!(out.stderr().contains("sent 3, received 2, lost 1"), "{out}");
+    assert!(out.stdout().contains("refused with an ICMP error"), "{out}");
+    // The same with that ICMP error dropped: the client's kernel never learns, and none arrives.
+    let out = lab(&["--mtu", "1280", "--block-icmp", "client", "--proto", "udp", "--timeout", "300ms"], &big);
+    assert!(out.stderr().contains("sent 3, received 0, lost 3"), "a black hole: {out}");
+    assert!(out.stdout().contains("path-MTU ICMP errors dropped: 3"), "{out}");
+    // TCP is not caught: its segments are cut to the MSS the server announced, which fits.
+    let out = lab(&["--mtu", "1280", "--block-icmp", "client", "--proto", "tcp"], &big);
+    assert!(out.stderr().contains("sent 3, received 3, lost 0"), "{out}");
+    // A policer of 20 packets a second, against a client that sends faster: what it dropped is
+    // what the client lost, and the sums say so.
+    let out = lab(&["--rate", "20/s", "client", "--proto", "udp", "--timeout", "200ms"], &lines(60));
+    let policed = out.stdout().lines().find(|l| l.trim_start().starts_with("dropped by the policer")).map(String::from);
+    assert!(policed.is_some(), "the policer dropped nothing: {out}");
+    assert!(!out.stdout().contains("  OFF "), "{out}");
+    clean.check();
+}

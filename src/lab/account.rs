@@ -40,7 +40,7 @@ pub struct Check {
     /// How far the two sides are apart (0: it holds).
     pub off_by: i64,
     /// Why a small difference may be no fault (shown only when it does not hold).
-    pub excuse: Option<&'static str>,
+    pub excuse: Option<String>,
 }
 
 /// A percentage given in hundredths, as text: `10`, `0.5`.
@@ -67,10 +67,12 @@ pub fn reconcile(n: &Network, conversations: &[(Proto, Summary)], imp: &Impairme
 
 fn udp(checks: &mut Vec<Check>, n: &Network, s: &Summary, imp: &Impairments) {
     let (to_s, to_c) = (Way::ToServer, Way::ToClient);
-    let requests = n.way(to_s, "udp_small");
-    let (requests_lost, requests_duplicated) = (n.way(to_s, "udp_small_lost"), n.way(to_s, "udp_small_duplicated"));
-    let replies = n.way(to_c, "udp_small");
-    let (replies_lost, replies_duplicated) = (n.way(to_c, "udp_small_lost"), n.way(to_c, "udp_small_duplicated"));
+    let requests = n.way(to_s, "udp");
+    let (requests_lost, requests_duplicated) = (n.way(to_s, "udp_lost"), n.way(to_s, "udp_duplicated"));
+    let requests_policed = n.way(to_s, "udp_policed");
+    let replies = n.way(to_c, "udp");
+    let (replies_lost, replies_duplicated) = (n.way(to_c, "udp_lost"), n.way(to_c, "udp_duplicated"));
+    let replies_policed = n.way(to_c, "udp_policed");
     let diff = |a: u64, b: u64| a as i64 - b as i64;
     checks.push(Check {
         said: format!(
@@ -81,38 +83,37 @@ fn udp(checks: &mut Vec<Check>, n: &Network, s: &Summary, imp: &Impairments) {
         off_by: diff(s.sent, requests),
         excuse: None,
     });
-    let reached = requests - requests_lost.min(requests) + requests_duplicated;
-    let stopped_elsewhere = imp.rate.is_some() || imp.firewall.is_some() || imp.drop_fragments;
+    let policing = imp.rate.is_some();
+    let reached = (requests + requests_duplicated).saturating_sub(requests_lost + requests_policed);
+    let stopped_elsewhere = imp.firewall.is_some() || imp.drop_fragments;
     checks.push(Check {
         said: format!(
-            "udp: {} replies the server sent = {} requests - {} lost + {} duplicated on the way",
+            "udp: {} replies the server sent = {}",
             grouped(replies),
-            grouped(requests),
-            grouped(requests_lost),
-            grouped(requests_duplicated)
+            on_the_way(requests, requests_lost, policing.then_some(requests_policed), requests_duplicated)
         ),
         off_by: diff(replies, reached),
-        excuse: Some(if stopped_elsewhere {
-            "the policer, the firewall or the fragment rule also dropped packets"
-        } else {
-            "the server's receive buffer overflowed, or a reply was still on its way"
+        excuse: Some(match n.get("too_big") {
+            0 if stopped_elsewhere => "the firewall or the fragment rule also dropped packets".into(),
+            0 => "the server's receive buffer overflowed, a reply was still on its way, or a fragment was lost".into(),
+            too_big => format!("the router refused {} packets as too big for its link to the server", grouped(too_big)),
         }),
     });
-    let arrived = replies - replies_lost.min(replies) + replies_duplicated;
-    let taken = s.received + s.late + s.duplicates + s.unexpected;
+    let arrived = (replies + replies_duplicated).saturating_sub(replies_lost + replies_policed);
+    let buffer = s.kernel.dropped.unwrap_or(0);
+    let taken = s.received + s.late + s.duplicates + s.unexpected + buffer;
     checks.push(Check {
         said: format!(
-            "udp: {} replies in time + {} late + {} duplicates + {} unasked-for = {} replies - {} lost + {} duplicated on the way back",
+            "udp: {} replies in time + {} late + {} duplicates + {} unasked-for + {} the client's full buffer dropped = {}",
             grouped(s.received),
             grouped(s.late),
             grouped(s.duplicates),
             grouped(s.unexpected),
-            grouped(replies),
-            grouped(replies_lost),
-            grouped(replies_duplicated)
+            grouped(buffer),
+            on_the_way(replies, replies_lost, policing.then_some(replies_policed), replies_duplicated)
         ),
         off_by: diff(taken, arrived),
-        excuse: Some("the client had ended before its last reply came, or its receive buffer overflowed"),
+        excuse: Some("the client had ended before its last reply came, or a fragment was lost".into()),
     });
     checks.push(Check {
         said: format!(
@@ -124,6 +125,12 @@ fn udp(checks: &mut Vec<Check>, n: &Network, s: &Summary, imp: &Impairments) {
         off_by: diff(s.sent, s.received + s.lost),
         excuse: None,
     });
+}
+
+/// `N sent - N lost [- N policed] + N duplicated on the way`: what of `sent` crossed the router.
+fn on_the_way(sent: u64, lost: u64, policed: Option<u64>, duplicated: u64) -> String {
+    let policed = policed.map_or(String::new(), |p| format!(" - {} policed", grouped(p)));
+    format!("{} - {} lost{policed} + {} duplicated on the way", grouped(sent), grouped(lost), grouped(duplicated))
 }
 
 fn tcp(checks: &mut Vec<Check>, n: &Network, s: &Summary) {
@@ -139,7 +146,7 @@ fn tcp(checks: &mut Vec<Check>, n: &Network, s: &Summary) {
             grouped(resent)
         ),
         off_by: (s.received + s.late) as i64 - s.sent as i64,
-        excuse: Some("the client had ended before its last reply came"),
+        excuse: Some("the client had ended before its last reply came".into()),
     });
 }
 
@@ -149,7 +156,7 @@ pub fn text(n: &Network, checks: &[Check], imp: &Impairments) -> String {
     let _ = writeln!(out, "  {:<52} {:>13} {:>13}", "", "to the server", "to the client");
     for (what, said) in COUNTERS {
         let (a, b) = (n.way(Way::ToServer, what), n.way(Way::ToClient, what));
-        if what == "packets" || what == "udp_small" || a + b > 0 {
+        if what == "packets" || what == "udp" || a + b > 0 {
             let label = if said.starts_with("of them") { format!("  {said}") } else { said.to_string() };
             let _ = writeln!(out, "  {label:<52} {:>13} {:>13}", grouped(a), grouped(b));
         }
@@ -169,7 +176,7 @@ pub fn text(n: &Network, checks: &[Check], imp: &Impairments) -> String {
             }
             off => {
                 let _ = writeln!(out, "  OFF  {} (off by {off:+})", check.said);
-                if let Some(excuse) = check.excuse {
+                if let Some(excuse) = &check.excuse {
                     let _ = writeln!(out, "       possible reasons: {excuse}");
                 }
             }

@@ -122,9 +122,9 @@ impl Drop for Janitor {
 }
 
 /// Builds the network and applies the impairments: the router's rules, and netem where asked for.
-fn build(tag: &str, imp: &Impairments, keep: bool) -> Result<Topology> {
+fn build(tag: &str, imp: &Impairments, keep: bool, probes: bool) -> Result<Topology> {
     let lab = Topology::build(tag, imp.mtu, keep)?;
-    lab.exec("router", "nft", &["-f", "-"], Some(&rules::ruleset(imp)))?;
+    lab.exec("router", "nft", &["-f", "-"], Some(&rules::ruleset(imp, probes)))?;
     if let Some(netem) = netem_words(imp) {
         for device in [topology::ROUTER_TO_SERVER, topology::ROUTER_TO_CLIENT] {
             let mut args = vec!["qdisc", "add", "dev", device, "root", "netem"];
@@ -162,7 +162,7 @@ fn netem_words(imp: &Impairments) -> Option<Vec<String>> {
 fn up(imp: &Impairments) -> Result<u8> {
     preflight()?;
     sweep();
-    let lab = build("up", imp, true)?;
+    let lab = build("up", imp, true, false)?;
     let exe = std::env::current_exe().map_or_else(|_| "netpair".to_string(), |p| p.display().to_string());
     let (c, r, s) = (lab.namespace("client"), lab.namespace("router"), lab.namespace("server"));
     let text = format!(
@@ -184,7 +184,8 @@ fn run_in(imp: &Impairments, command: Config, words: &[String], json: bool) -> R
     preflight()?;
     sweep();
     let janitor = Janitor::start()?;
-    let lab = build(&std::process::id().to_string(), imp, false)?;
+    let probes = matches!(command, Config::Compare(_));
+    let lab = build(&std::process::id().to_string(), imp, false, probes)?;
     let server = start_server(&lab, &command)?;
     let before = counters(&lab)?;
     let outcome = in_namespace(&lab, "client", move || execute(command));

@@ -15,13 +15,16 @@ use std::fmt::Write;
 use super::topology::{CLIENT_V4, CLIENT_V6, PORT, ROUTER_TO_CLIENT, ROUTER_TO_SERVER, SERVER_V4, SERVER_V6};
 use crate::config::{Firewall, Impairments};
 
-/// A UDP packet shorter than this (the IP packet's length) is the conversation's: the size probes
-/// `compare` sends after it are 1,000 bytes and more, and their fragments carry no UDP header.
+/// Under `compare`, a UDP packet shorter than this (the IP packet's length) is the conversation's:
+/// the size probes it sends after it are 1,000 bytes and more. (A fragment after a datagram's first
+/// carries no UDP header, so a fragmented datagram counts once, by its first fragment.)
 pub const SMALL: u32 = 1000;
 
 /// The mark the loss rule gives a packet it has chosen, so that the rules after it can count what
 /// kind of packet it was before dropping it.
 const CHOSEN: u32 = 0x4e50;
+/// The mark of a packet over the policer's rate, for the same purpose.
+const POLICED: u32 = 0x4e51;
 
 /// The two ways across the lab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,21 +73,23 @@ impl Way {
 }
 
 /// What each way counts, in the order reports show them: (name, what it counts).
-pub const COUNTERS: [(&str, &str); 9] = [
+pub const COUNTERS: [(&str, &str); 10] = [
     ("packets", "IP packets that came to the router"),
-    ("udp_small", "of them, the conversation's UDP packets"),
+    ("udp", "of them, the conversation's UDP datagrams"),
     ("lost", "dropped at random (--loss)"),
-    ("udp_small_lost", "of them, the conversation's UDP packets"),
+    ("udp_lost", "of them, the conversation's UDP datagrams"),
     ("tcp_lost", "of them, TCP segments"),
     ("fragments_dropped", "IP fragments dropped (--drop-fragments)"),
     ("policed", "dropped by the policer (--rate)"),
+    ("udp_policed", "of them, the conversation's UDP datagrams"),
     ("duplicated", "duplicated (--dup)"),
-    ("udp_small_duplicated", "of them, the conversation's UDP packets"),
+    ("udp_duplicated", "of them, the conversation's UDP datagrams"),
 ];
 
 /// The counters no way owns.
-pub const SHARED_COUNTERS: [(&str, &str); 2] = [
+pub const SHARED_COUNTERS: [(&str, &str); 3] = [
     ("firewall", "sent to the server's port and stopped by the firewall"),
+    ("too_big", "packets too big for the next link, refused with an ICMP error (rate-limited)"),
     ("icmp_blocked", "path-MTU ICMP errors dropped"),
 ];
 
@@ -98,19 +103,23 @@ fn chance(hundredths: u32) -> String {
     format!("numgen random mod 10000 < {hundredths}")
 }
 
-/// The whole ruleset for the router's namespace.
-pub fn ruleset(imp: &Impairments) -> String {
+/// The whole ruleset for the router's namespace. `probes`: the command sends large probes after
+/// its conversation (`compare`), to be told apart by size.
+pub fn ruleset(imp: &Impairments, probes: bool) -> String {
+    let conversation = |way: Way| {
+        if probes { format!("{} meta length < {SMALL}", way.port("udp")) } else { way.port("udp") }
+    };
     let mut out = String::new();
-    out.push_str(&ingress_table(imp));
+    out.push_str(&ingress_table(imp, &conversation));
     for family in ["ip", "ip6"] {
-        out.push_str(&dup_table(family, imp));
+        out.push_str(&dup_table(family, imp, &conversation));
     }
     out.push_str(&forward_table(imp));
     out
 }
 
 /// `netdev`: counting, loss, fragments, the policer; one chain per way, on the device it comes in on.
-fn ingress_table(imp: &Impairments) -> String {
+fn ingress_table(imp: &Impairments, conversation: &dyn Fn(Way) -> String) -> String {
     let mut t = String::from("table netdev netpair_lab {\n");
     for way in Way::BOTH {
         for (what, _) in COUNTERS.iter().filter(|(what, _)| !what.contains("duplicated")) {
@@ -119,7 +128,7 @@ fn ingress_table(imp: &Impairments) -> String {
     }
     for way in Way::BOTH {
         let c = |what: &str| counter(way, what);
-        let udp_small = format!("{} meta length < {SMALL}", way.port("udp"));
+        let udp = conversation(way);
         let _ = writeln!(t, "  chain {} {{", way.name());
         let _ = writeln!(t, "    type filter hook ingress device \"{}\" priority 0; policy accept;", way.ingress());
         // ARP and IPv6's neighbour discovery keep the link up: nothing impairs them.
@@ -128,13 +137,15 @@ fn ingress_table(imp: &Impairments) -> String {
             "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept\n",
         );
         let _ = writeln!(t, "    counter name {}", c("packets"));
-        let _ = writeln!(t, "    {udp_small} counter name {}", c("udp_small"));
+        let _ = writeln!(t, "    {udp} counter name {}", c("udp"));
         if imp.drop_fragments {
             let _ = writeln!(t, "    ip frag-off & 0x3fff != 0 counter name {} drop", c("fragments_dropped"));
             let _ = writeln!(t, "    exthdr frag exists counter name {} drop", c("fragments_dropped"));
         }
         if let Some(rate) = imp.rate {
-            let _ = writeln!(t, "    limit rate over {rate}/second counter name {} drop", c("policed"));
+            let _ = writeln!(t, "    limit rate over {rate}/second meta mark set {POLICED:#x}");
+            let _ = writeln!(t, "    meta mark {POLICED:#x} {udp} counter name {}", c("udp_policed"));
+            let _ = writeln!(t, "    meta mark {POLICED:#x} counter name {} drop", c("policed"));
         }
         let loss = match way {
             Way::ToServer => imp.loss_to_server,
@@ -142,7 +153,7 @@ fn ingress_table(imp: &Impairments) -> String {
         };
         if loss > 0 {
             let _ = writeln!(t, "    {} meta mark set {CHOSEN:#x}", chance(loss));
-            let _ = writeln!(t, "    meta mark {CHOSEN:#x} {udp_small} counter name {}", c("udp_small_lost"));
+            let _ = writeln!(t, "    meta mark {CHOSEN:#x} {udp} counter name {}", c("udp_lost"));
             let _ = writeln!(t, "    meta mark {CHOSEN:#x} meta l4proto tcp counter name {}", c("tcp_lost"));
             let _ = writeln!(t, "    meta mark {CHOSEN:#x} counter name {} drop", c("lost"));
         }
@@ -154,10 +165,10 @@ fn ingress_table(imp: &Impairments) -> String {
 
 /// `ip` or `ip6`: duplication, in prerouting, by sending a copy straight to the host behind the
 /// other link.
-fn dup_table(family: &str, imp: &Impairments) -> String {
+fn dup_table(family: &str, imp: &Impairments, conversation: &dyn Fn(Way) -> String) -> String {
     let mut t = format!("table {family} netpair_lab_dup {{\n");
     for way in Way::BOTH {
-        for what in ["duplicated", "udp_small_duplicated"] {
+        for what in ["duplicated", "udp_duplicated"] {
             let _ = writeln!(t, "  counter {} {{ }}", counter(way, what));
         }
     }
@@ -166,10 +177,9 @@ fn dup_table(family: &str, imp: &Impairments) -> String {
         for way in Way::BOTH {
             let (device, v4, v6) = way.egress();
             let to = if family == "ip" { v4 } else { v6 };
-            let small = format!("{} meta length < {SMALL}", way.port("udp"));
+            let small = conversation(way);
             let _ = writeln!(t, "    iifname \"{}\" {} meta mark set {CHOSEN:#x}", way.ingress(), chance(imp.dup));
-            let _ =
-                writeln!(t, "    meta mark {CHOSEN:#x} {small} counter name {}", counter(way, "udp_small_duplicated"));
+            let _ = writeln!(t, "    meta mark {CHOSEN:#x} {small} counter name {}", counter(way, "udp_duplicated"));
             let _ = writeln!(
                 t,
                 "    iifname \"{}\" meta mark {CHOSEN:#x} counter name {} meta mark set 0 dup to {to} device \"{device}\"",
@@ -209,6 +219,10 @@ fn forward_table(imp: &Impairments) -> String {
         None => {}
     }
     t.push_str("  }\n  chain output {\n    type filter hook output priority 0; policy accept;\n");
+    // The router's own "fragmentation needed" and "packet too big": each a packet it could not
+    // forward (the kernel drops it before any forward hook sees it).
+    t.push_str("    icmp type destination-unreachable icmp code frag-needed counter name too_big\n");
+    t.push_str("    icmpv6 type packet-too-big counter name too_big\n");
     t.push_str(&icmp);
     t.push_str("  }\n}\n");
     t
@@ -241,7 +255,7 @@ mod tests {
 
     #[test]
     fn no_impairment_still_counts_both_ways() {
-        let rules = ruleset(&Impairments::default());
+        let rules = ruleset(&Impairments::default(), false);
         for way in Way::BOTH {
             assert!(rules.contains(&format!("counter name {}", counter(way, "packets"))), "{rules}");
         }
@@ -252,26 +266,26 @@ mod tests {
     #[test]
     fn loss_is_per_way_in_hundredths() {
         let imp = Impairments { loss_to_server: 1000, loss_to_client: 0, ..Impairments::default() };
-        let rules = ruleset(&imp);
+        let rules = ruleset(&imp, true);
         let to_server = rules.split("chain to_client").next().unwrap_or_default();
         assert!(to_server.contains("numgen random mod 10000 < 1000 meta mark set"), "{rules}");
         let to_client = rules.split("chain to_client").nth(1).unwrap_or_default();
         assert!(!to_client.split("table ip ").next().unwrap_or_default().contains("numgen"), "{rules}");
-        assert!(to_server.contains("udp dport 5001 meta length < 1000 counter name to_server_udp_small_lost"));
+        assert!(to_server.contains("udp dport 5001 meta length < 1000 counter name to_server_udp_lost"));
     }
 
     #[test]
     fn dup_sends_each_way_to_the_host_behind_the_other_link() {
-        let rules = ruleset(&Impairments { dup: 500, ..Impairments::default() });
+        let rules = ruleset(&Impairments { dup: 500, ..Impairments::default() }, false);
         assert!(rules.contains(&format!("dup to {SERVER_V4} device \"{ROUTER_TO_SERVER}\"")), "{rules}");
         assert!(rules.contains(&format!("dup to {CLIENT_V6} device \"{ROUTER_TO_CLIENT}\"")), "{rules}");
     }
 
     #[test]
     fn the_firewall_drops_or_rejects_only_the_servers_port() {
-        let drop = ruleset(&Impairments { firewall: Some(Firewall::Drop), ..Impairments::default() });
+        let drop = ruleset(&Impairments { firewall: Some(Firewall::Drop), ..Impairments::default() }, false);
         assert!(drop.contains("th dport 5001 counter name firewall drop"), "{drop}");
-        let reject = ruleset(&Impairments { firewall: Some(Firewall::Reject), ..Impairments::default() });
+        let reject = ruleset(&Impairments { firewall: Some(Firewall::Reject), ..Impairments::default() }, false);
         assert!(reject.contains("tcp dport 5001 counter name firewall reject with tcp reset"), "{reject}");
         assert!(reject.contains("reject with icmpx port-unreachable"), "{reject}");
     }
