@@ -173,6 +173,7 @@ impl Client {
             }
             self.check_timeout()?;
             self.next_message()?;
+            self.end_gracefully()?;
         }
         // Closing at once (--end close, reset): the replies still awaited will not be read.
         self.summary.lost += self.waiting.drain(..).count() as u64;
@@ -185,15 +186,33 @@ impl Client {
         if !self.input_done {
             return true;
         }
+        let waited = self.half_closed.is_some_and(|at| self.config.timeout.is_some_and(|limit| at.elapsed() >= limit));
+        let draining = self.half_closed.is_some() && self.broken.is_none() && !self.server_done;
         match self.config.end {
-            End::Wait => !self.waiting.is_empty(),
-            End::HalfClose => {
-                let waited =
-                    self.half_closed.is_some_and(|at| self.config.timeout.is_some_and(|limit| at.elapsed() >= limit));
-                self.broken.is_none() && !self.server_done && (!self.waiting.is_empty() || !waited)
-            }
+            // Half-closed to hear the replies still owed (see `end_gracefully`): one timeout more.
+            End::Wait => !self.waiting.is_empty() || (draining && !waited),
+            End::HalfClose => draining && (!self.waiting.is_empty() || !waited),
             End::Close | End::Reset => false,
         }
+    }
+
+    /// The default end over a stream, when every message has had its reply or timed out and some
+    /// replies are still owed: shut the sending side and read on, for one more --timeout or until
+    /// the server closes. Closing at once instead, with replies on their way (or unread), would make
+    /// the kernel answer with a reset, which also throws away what it has not yet delivered of the
+    /// last messages (over a lossy link, segments still being resent).
+    fn end_gracefully(&mut self) -> Result<()> {
+        let owed = !self.overdue.is_empty() && self.waiting.is_empty();
+        if self.config.end != End::Wait || !self.input_done || !owed || self.half_closed.is_some() {
+            return Ok(());
+        }
+        if !self.transport.is_ordered() || self.broken.is_some() {
+            return Ok(());
+        }
+        self.half_closed = Some(Instant::now());
+        let mut closed = Vec::new();
+        self.transport.half_close(self.event_loop.poll.registry(), &mut closed);
+        self.handle(&mut closed)
     }
 
     /// Input has ended: `--end half-close` shuts the sending side now.
