@@ -6,17 +6,23 @@
 #     against a plain epoll server in C (compiled here), interleaved ROUNDS times, medians of round
 #     trips/s and per server CPU-second, and netpair's per CPU-second as a ratio to C's;
 #  3. 10,000 clients: lost replies and the p99;
-#  4. `printf 'hi\nq\n' | netpair client` against `nc -N` for the same exchange, with hyperfine.
+#  4. `printf 'hi\nq\n' | netpair client` against `nc -N` for the same exchange, with hyperfine;
+#  5. a thousand flows: 1,000 clients, window 1 (neper's `tcp_rr -F 1000`), TCP and UDP, against
+#     the same C server as part 2, round trips per server CPU-second;
+#  6. a connection per message (`bench --reconnect`, netperf's TCP_CRR) against the C server,
+#     connections per server CPU-second;
+#  7. part 1 with every core but one kept busy (spinners at nice 19, which stop by themselves), so
+#     that no idle CPU halts and has to be woken: netpair against sockperf again.
 # A peer that is not installed (sockperf, cc, nc, hyperfine) is a SKIP for its part.
 # Run it on a quiet machine: every figure here is shared with whatever else runs.
-# Settings: ROUNDS (3), SECONDS_EACH (3, per ping-pong run), THROUGHPUT_SECONDS (5), NETPAIR, and
-# PARTS ("1 2 3 4": which of the four to run).
+# Settings: ROUNDS (3), SECONDS_EACH (3, per ping-pong run), THROUGHPUT_SECONDS (5, per run of
+# parts 2, 5 and 6), NETPAIR, and PARTS ("1 2 3 4 5 6 7": which of them to run).
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-3}
 THROUGHPUT_SECONDS=${THROUGHPUT_SECONDS:-5}
-PARTS=${PARTS:-1 2 3 4}
+PARTS=${PARTS:-1 2 3 4 5 6 7}
 
 # part N: whether PARTS asks for part N.
 part() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -44,63 +50,60 @@ cpu_seconds() {
   awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
-echo "machine: $(nproc) cores, kernel $(uname -r); load now: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "netpair: $NETPAIR"
-
-# --- 1. ping-pong ------------------------------------------------------------------------------
-if part 1; then
-echo
-echo "== 1. ping-pong: 1 client, 64-byte messages; $ROUNDS rounds of ${SECONDS_EACH}s each, medians, round trips in us"
-if ! command -v sockperf >/dev/null; then
-  echo "SKIP sockperf comparison: sockperf is not installed (apt-get install sockperf)"
-fi
-declare -A np50 np99 sp50 sp99
-for ((round = 1; round <= ROUNDS; round++)); do
-  for proto in udp tcp; do
-    json=$NP_TMP/pp-$proto-$round.json
-    np_run "pp-$proto" /dev/null $((SECONDS_EACH + 30)) \
-      "$NETPAIR" --proto "$proto" bench --duration "${SECONDS_EACH}s" --warmup 0.5s --json ||
-      fail "netpair bench --proto $proto: $(tail -3 "$(err "pp-$proto")")"
-    cp "$(out "pp-$proto")" "$json"
-    np50[$proto]+=" $(field "$json" "$proto" rtt_p50_us)"
-    np99[$proto]+=" $(field "$json" "$proto" rtt_p99_us)"
-    command -v sockperf >/dev/null || continue
-    port=$(free_port)
-    flag=()
-    [[ $proto == tcp ]] && flag=(--tcp)
-    np_bg "sockperf-server" /dev/null sockperf server "${flag[@]}" -i 127.0.0.1 -p "$port"
-    wait_for 10 grep -q "to block on socket" "$(out sockperf-server)" || fail "sockperf server did not start"
-    np_run "sockperf-$proto" /dev/null $((SECONDS_EACH + 30)) \
-      sockperf ping-pong "${flag[@]}" -i 127.0.0.1 -p "$port" -m 64 -t "$SECONDS_EACH" ||
-      fail "sockperf ping-pong --proto $proto failed"
-    np_stop "sockperf-server" >/dev/null 2>&1 || true
-    # sockperf reports half the round trip: doubled here.
-    sp50[$proto]+=" $(awk '/percentile 50.000 =/ {print 2 * $NF}' "$(out "sockperf-$proto")")"
-    sp99[$proto]+=" $(awk '/percentile 99.000 =/ {print 2 * $NF}' "$(out "sockperf-$proto")")"
+# ping_pong NAME: part 1's runs (netpair bench and sockperf ping-pong, UDP and TCP, ROUNDS times,
+# interleaved), then one line per protocol with the medians and netpair's ratios to sockperf.
+ping_pong() {
+  local tag=$1 round proto json port flag n50 n99 s50 s99 line
+  local -A np50=() np99=() sp50=() sp99=()
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for proto in udp tcp; do
+      json=$NP_TMP/$tag-$proto-$round.json
+      np_run "$tag-$proto" /dev/null $((SECONDS_EACH + 30)) \
+        "$NETPAIR" --proto "$proto" bench --duration "${SECONDS_EACH}s" --warmup 0.5s --json ||
+        fail "netpair bench --proto $proto: $(tail -3 "$(err "$tag-$proto")")"
+      cp "$(out "$tag-$proto")" "$json"
+      np50[$proto]+=" $(field "$json" "$proto" rtt_p50_us)"
+      np99[$proto]+=" $(field "$json" "$proto" rtt_p99_us)"
+      command -v sockperf >/dev/null || continue
+      port=$(free_port)
+      flag=()
+      [[ $proto == tcp ]] && flag=(--tcp)
+      np_bg "sockperf-server" /dev/null sockperf server "${flag[@]}" -i 127.0.0.1 -p "$port"
+      wait_for 10 grep -q "to block on socket" "$(out sockperf-server)" || fail "sockperf server did not start"
+      np_run "sockperf-$proto" /dev/null $((SECONDS_EACH + 30)) \
+        sockperf ping-pong "${flag[@]}" -i 127.0.0.1 -p "$port" -m 64 -t "$SECONDS_EACH" ||
+        fail "sockperf ping-pong --proto $proto failed"
+      np_stop "sockperf-server" >/dev/null 2>&1 || true
+      # sockperf reports half the round trip: doubled here.
+      sp50[$proto]+=" $(awk '/percentile 50.000 =/ {print 2 * $NF}' "$(out "sockperf-$proto")")"
+      sp99[$proto]+=" $(awk '/percentile 99.000 =/ {print 2 * $NF}' "$(out "sockperf-$proto")")"
+    done
   done
-done
-for proto in udp tcp; do
-  # shellcheck disable=SC2086 # the lists are space-separated numbers
-  n50=$(median ${np50[$proto]}) n99=$(median ${np99[$proto]})
-  line="$proto: netpair p50 $n50, p99 $n99 (runs: p50${np50[$proto]})"
-  if [[ -n ${sp50[$proto]:-} ]]; then
-    # shellcheck disable=SC2086
-    s50=$(median ${sp50[$proto]}) s99=$(median ${sp99[$proto]})
-    line+="; sockperf p50 $s50, p99 $s99 (runs: p50${sp50[$proto]}); netpair/sockperf p50 $(ratio "$n50" "$s50"), p99 $(ratio "$n99" "$s99")"
-  fi
-  echo "$line"
-done
-fi
+  for proto in udp tcp; do
+    # shellcheck disable=SC2086 # the lists are space-separated numbers
+    n50=$(median ${np50[$proto]}) n99=$(median ${np99[$proto]})
+    line="$proto: netpair p50 $n50, p99 $n99 (runs: p50${np50[$proto]})"
+    if [[ -n ${sp50[$proto]:-} ]]; then
+      # shellcheck disable=SC2086
+      s50=$(median ${sp50[$proto]}) s99=$(median ${sp99[$proto]})
+      line+="; sockperf p50 $s50, p99 $s99 (runs: p50${sp50[$proto]}); netpair/sockperf p50 $(ratio "$n50" "$s50"), p99 $(ratio "$n99" "$s99")"
+    fi
+    echo "$line"
+  done
+}
 
-# --- 2. throughput ------------------------------------------------------------------------------
-if part 2; then
-echo
-echo "== 2. throughput: 64 clients, window 16, 64-byte messages; $ROUNDS rounds of ${THROUGHPUT_SECONDS}s each, medians"
-load=(bench --clients 64 --window 16 --duration "${THROUGHPUT_SECONDS}s" --warmup 0.5s --json)
+# build_c: compiles the baseline server into $NP_TMP/upper once (have_c=1), or says why not.
 have_c=0
-if command -v cc >/dev/null; then
+build_c() {
+  ((have_c)) && return 0
+  if ! command -v cc >/dev/null; then
+    echo "SKIP plain epoll server baseline: no C compiler (cc)"
+    return 1
+  fi
   # The baseline: what a plain level-triggered epoll server does with the same load, replies
   # uppercased byte by byte (the bench's messages are ASCII lines, so a stream keeps its framing).
+  # Over TCP it accepts, reads, writes and closes when its client does: with `--reconnect` (part 6)
+  # that is one connection's whole life, as netperf's TCP_CRR server lives it.
   cat >"$NP_TMP/upper.c" <<'C'
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -160,14 +163,13 @@ int main(int argc, char **argv) {
 C
   cc -O2 -o "$NP_TMP/upper" "$NP_TMP/upper.c" || fail "cannot compile the C baseline server"
   have_c=1
-else
-  echo "SKIP plain epoll server baseline: no C compiler (cc)"
-fi
+}
 
-# against_server NAME PID PORT PROTO: loads a server process with the same clients; adds its round
-# trips/s and round trips per CPU-second of that process (warm-up included in both counts) to
-# rate[NAME] and per_cpu[NAME].
+# against_server NAME PID PORT PROTO: loads a server process with the clients of the array `load`;
+# adds its round trips/s (the JSON field `rate_key`) and round trips per CPU-second of that process
+# (warm-up included in both counts) to rate[NAME] and per_cpu[NAME].
 declare -A rate per_cpu
+rate_key=round_trips_per_s
 against_server() {
   local name=$1 pid=$2 port=$3 proto=$4 before after json=$NP_TMP/tp-$1.json
   before=$(cpu_seconds "$pid")
@@ -176,9 +178,23 @@ against_server() {
   after=$(cpu_seconds "$pid")
   cp "$(out "tp-$name")" "$json"
   check_clean "$json" "$proto" "$name"
-  rate[$name]+=" $(field "$json" "$proto" round_trips_per_s)"
+  rate[$name]+=" $(field "$json" "$proto" "$rate_key")"
   per_cpu[$name]+=" $(awk -v sent="$(field "$json" "$proto" sent)" -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" \
     'BEGIN {printf "%.0f", (cpu > 0 ? sent / cpu : 0)}')"
+}
+
+# in_process NAME PROTO: the same clients against bench's in-process server, whose thread's CPU
+# time bench measures itself (the JSON field `cpu_key`); adds to rate[NAME] and per_cpu[NAME] as
+# against_server does.
+cpu_key=round_trips_per_server_cpu_s
+in_process() {
+  local name=$1 proto=$2 json=$NP_TMP/tp-in.json
+  np_run "tp-in-$proto" /dev/null $((THROUGHPUT_SECONDS * 2 + 60)) "$NETPAIR" --proto "$proto" "${load[@]}" ||
+    fail "netpair bench ($name): $(tail -3 "$(err "tp-in-$proto")")"
+  cp "$(out "tp-in-$proto")" "$json"
+  check_clean "$json" "$proto" "$name"
+  rate[$name]+=" $(field "$json" "$proto" "$rate_key")"
+  per_cpu[$name]+=" $(printf '%.0f' "$(field "$json" "$proto" "$cpu_key")")"
 }
 
 # check_clean JSON PROTO NAME: a run with lost or wrong replies is reported, not averaged in silently.
@@ -188,35 +204,31 @@ check_clean() {
   [[ $lost == 0 && $wrong == 0 ]] || echo "note: $3: lost $lost, wrong $wrong"
 }
 
-for ((round = 1; round <= ROUNDS; round++)); do
-  for proto in tcp udp; do
-    name="$proto netpair in-process"
-    json=$NP_TMP/tp-in-$proto.json
-    np_run "tp-in-$proto" /dev/null $((THROUGHPUT_SECONDS * 2 + 60)) "$NETPAIR" --proto "$proto" "${load[@]}" ||
-      fail "netpair bench (throughput, $proto): $(tail -3 "$(err "tp-in-$proto")")"
-    cp "$(out "tp-in-$proto")" "$json"
-    check_clean "$json" "$proto" "$name"
-    rate[$name]+=" $(field "$json" "$proto" round_trips_per_s)"
-    per_cpu[$name]+=" $(printf '%.0f' "$(field "$json" "$proto" round_trips_per_server_cpu_s)")"
+# one_round PROTO: one run of each server under `load`: netpair in-process, `netpair server` as a
+# process with its transcript going to a file, and the C server when there is one.
+one_round() {
+  local proto=$1
+  in_process "$proto netpair in-process" "$proto"
+  np_server "np-$proto" "$NETPAIR" --proto "$proto" --port 0 server
+  against_server "$proto netpair server process (transcript to a file)" "${NP_PID[np-$proto]}" "$NP_PORT" "$proto"
+  np_stop "np-$proto" >/dev/null 2>&1 || true
+  if ((have_c)); then
+    np_server "c-$proto" "$NP_TMP/upper" "$proto"
+    against_server "$proto plain epoll server in C" "${NP_PID[c-$proto]}" "$NP_PORT" "$proto"
+    np_stop "c-$proto" >/dev/null 2>&1 || true
+  fi
+}
 
-    np_server "np-$proto" "$NETPAIR" --proto "$proto" --port 0 server
-    against_server "$proto netpair server process (transcript to a file)" "${NP_PID[np-$proto]}" "$NP_PORT" "$proto"
-    np_stop "np-$proto" >/dev/null 2>&1 || true
-
-    if ((have_c)); then
-      np_server "c-$proto" "$NP_TMP/upper" "$proto"
-      against_server "$proto plain epoll server in C" "${NP_PID[c-$proto]}" "$NP_PORT" "$proto"
-      np_stop "c-$proto" >/dev/null 2>&1 || true
-    fi
-  done
-done
-for proto in tcp udp; do
-  base="$proto plain epoll server in C"
+# report_rounds PROTO UNIT: for each server of one_round, its medians (UNIT: what was counted) and,
+# against the C server, its per-CPU-second ratio of each round and their median; then clears them.
+report_rounds() {
+  local proto=$1 unit=$2 base="$1 plain epoll server in C" name r c line i
+  local -a ours theirs each
   for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base"; do
     [[ -n ${per_cpu[$name]:-} ]] || continue
     # shellcheck disable=SC2086 # the lists are space-separated numbers
     r=$(median ${rate[$name]}) c=$(median ${per_cpu[$name]})
-    line=$(printf '%s: %.0f round trips/s, %.0f per server CPU-second (runs:%s)' "$name" "$r" "$c" "${per_cpu[$name]}")
+    line=$(printf '%s: %.0f %s/s, %.0f per server CPU-second (runs:%s)' "$name" "$r" "$unit" "$c" "${per_cpu[$name]}")
     if [[ $name != "$base" && -n ${per_cpu[$base]:-} ]]; then
       # Each round's ratio, from runs a few seconds apart, then their median: steadier than a
       # ratio of medians on a machine whose speed drifts.
@@ -228,7 +240,34 @@ for proto in tcp udp; do
     fi
     echo "$line"
   done
+  for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base"; do
+    unset "rate[$name]" "per_cpu[$name]"
+  done
+}
+
+echo "machine: $(nproc) cores, kernel $(uname -r); load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "netpair: $NETPAIR"
+
+# --- 1. ping-pong ------------------------------------------------------------------------------
+if part 1; then
+echo
+echo "== 1. ping-pong: 1 client, 64-byte messages; $ROUNDS rounds of ${SECONDS_EACH}s each, medians, round trips in us"
+if ! command -v sockperf >/dev/null; then
+  echo "SKIP sockperf comparison: sockperf is not installed (apt-get install sockperf)"
+fi
+ping_pong pp
+fi
+
+# --- 2. throughput ------------------------------------------------------------------------------
+if part 2; then
+echo
+echo "== 2. throughput: 64 clients, window 16, 64-byte messages; $ROUNDS rounds of ${THROUGHPUT_SECONDS}s each, medians"
+load=(bench --clients 64 --window 16 --duration "${THROUGHPUT_SECONDS}s" --warmup 0.5s --json)
+build_c || true
+for ((round = 1; round <= ROUNDS; round++)); do
+  for proto in tcp udp; do one_round "$proto"; done
 done
+for proto in tcp udp; do report_rounds "$proto" "round trips"; done
 fi
 
 # --- 3. 10,000 clients -------------------------------------------------------------------------
@@ -281,4 +320,56 @@ for name, r in (("netpair client", np), ("nc -N", nc)):
 print(f"netpair client / nc -N: mean {np['mean'] / nc['mean']:.2f}, median {np['median'] / nc['median']:.2f}")
 PY
 fi
+fi
+
+# --- 5. a thousand flows -----------------------------------------------------------------------
+if part 5; then
+echo
+echo "== 5. a thousand flows: 1,000 clients, window 1, 64-byte messages; $ROUNDS rounds of ${THROUGHPUT_SECONDS}s each, medians"
+# In-process, the clients and the server hold 2,000 sockets: the soft open-file limit goes up to the
+# hard one (netpair raises its own; the C server inherits this shell's).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+files=$(ulimit -n)
+if [[ $files != unlimited ]] && ((files < 2100)); then
+  echo "SKIP: the open-file limit is $files, and 1,000 flows in one process need about 2,100"
+else
+  load=(bench --clients 1000 --window 1 --duration "${THROUGHPUT_SECONDS}s" --warmup 0.5s --json)
+  build_c || true
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for proto in tcp udp; do one_round "$proto"; done
+  done
+  for proto in tcp udp; do report_rounds "$proto" "round trips"; done
+fi
+fi
+
+# --- 6. a connection per message ---------------------------------------------------------------
+if part 6; then
+echo
+echo "== 6. a connection per message: bench --reconnect, 8 clients, TCP; $ROUNDS rounds of ${THROUGHPUT_SECONDS}s each, medians"
+# Each message is a connection (connect, send, read the reply, close), so a server process's
+# connections per CPU-second are its messages per CPU-second.
+load=(bench --reconnect --clients 8 --duration "${THROUGHPUT_SECONDS}s" --warmup 0.5s --json)
+rate_key=connections_per_s cpu_key=connections_per_server_cpu_s
+build_c || true
+for ((round = 1; round <= ROUNDS; round++)); do one_round tcp; done
+report_rounds tcp connections
+rate_key=round_trips_per_s cpu_key=round_trips_per_server_cpu_s
+fi
+
+# --- 7. ping-pong on a busy machine ------------------------------------------------------------
+if part 7; then
+echo
+spin=$(($(nproc) - 1))
+((spin >= 1)) || spin=1
+echo "== 7. ping-pong as in part 1, with $spin of $(nproc) cores kept busy by spinners at nice 19; $ROUNDS rounds of ${SECONDS_EACH}s each, medians, round trips in us"
+if ! command -v sockperf >/dev/null; then
+  echo "SKIP sockperf comparison: sockperf is not installed (apt-get install sockperf)"
+fi
+# An idle virtual CPU halts, and waking it costs more than the round trip itself: a spinner that
+# yields to every other process keeps it awake. Each stops by itself after the part's longest time.
+for ((i = 1; i <= spin; i++)); do
+  np_bg "spin-$i" /dev/null timeout $((ROUNDS * 2 * (2 * SECONDS_EACH + 40) + 30)) nice -n 19 sh -c 'while :; do :; done'
+done
+ping_pong busy
+for ((i = 1; i <= spin; i++)); do np_stop "spin-$i" >/dev/null 2>&1 || true; done
 fi

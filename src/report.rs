@@ -220,22 +220,27 @@ impl Report {
         if self.json {
             return self.event("message", |j| j.str("peer", peer).bytes("message", message).bytes("upper", upper));
         }
-        // Straight into the turn's buffer: on a busy server this is the hot path, so no formatting.
+        // Straight into the turn's buffer: on a busy server this is the hot path, so no formatting,
+        // and the peer's tag is escaped once and copied to the second line.
         self.under_prompt();
-        for (label, bytes) in [(&b"from connected user: "[..], message), (b"Received from User: ", upper)] {
-            if tagged || self.name_kinds {
-                self.pending.push(b'[');
-                if self.name_kinds {
-                    self.pending.extend_from_slice(self.proto.name().as_bytes());
-                    self.pending.push(b' ');
-                }
-                push_escaped(&mut self.pending, peer.as_bytes());
-                self.pending.extend_from_slice(b"] ");
+        let start = self.pending.len();
+        if tagged || self.name_kinds {
+            self.pending.push(b'[');
+            if self.name_kinds {
+                self.pending.extend_from_slice(self.proto.name().as_bytes());
+                self.pending.push(b' ');
             }
-            self.pending.extend_from_slice(label);
-            push_escaped(&mut self.pending, bytes);
-            self.pending.push(b'\n');
+            push_escaped(&mut self.pending, peer.as_bytes());
+            self.pending.extend_from_slice(b"] ");
         }
+        let tag = start..self.pending.len();
+        self.pending.extend_from_slice(b"from connected user: ");
+        push_escaped(&mut self.pending, message);
+        self.pending.push(b'\n');
+        self.pending.extend_from_within(tag);
+        self.pending.extend_from_slice(b"Received from User: ");
+        push_escaped(&mut self.pending, upper);
+        self.pending.push(b'\n');
         self.prompt_again();
         self.write(&[])
     }

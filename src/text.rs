@@ -53,11 +53,20 @@ pub fn human(d: Duration) -> String {
 /// and tab as they are; a backslash as `\\`; `\n`, `\r`, `\e` (ESC), `\xNN` for any other C0
 /// control, DEL or byte that is not UTF-8; `\u{NN}` for a C1 control in UTF-8 text. Unambiguous: the
 /// escapes can be read back to the exact bytes (`--json` gives them exactly anyway).
+#[inline]
 pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Nearly every message is plain printable ASCII: a check the compiler vectorizes says so.
+    // Nearly every message is plain printable ASCII: a check the compiler vectorizes says so, and
+    // the copy is then all there is to do (inlined into the caller, the rest kept out of its way).
     if is_plain(bytes) {
         return out.extend_from_slice(bytes);
     }
+    push_escaped_slowly(out, bytes);
+}
+
+/// [`push_escaped`] character by character.
+#[cold]
+#[inline(never)]
+fn push_escaped_slowly(out: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {
@@ -79,15 +88,32 @@ pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// True when every byte is printable ASCII other than the backslash (a tab takes the slow path).
 fn is_plain(bytes: &[u8]) -> bool {
-    // Outside 0x20..0x7f, or a backslash; 16 bytes at a time, so the loop becomes vector compares.
-    let bad = |b: u8| u8::from(b.wrapping_sub(0x20) >= 0x5f) | u8::from(b == b'\\');
-    let mut chunks = bytes.chunks_exact(16);
-    for chunk in &mut chunks {
-        if chunk.iter().fold(0, |any, &b| any | bad(b)) != 0 {
-            return false;
-        }
+    // 16 bytes at a time, so the loop becomes vector compares; the last 16 overlap the ones before
+    // rather than go byte by byte (the 15-byte tail of a 63-byte message cost more than the rest).
+    let plain16 = |chunk: &[u8; 16]| chunk.iter().fold(0, |any, &b| any | bad(b)) == 0;
+    if let Some(last) = bytes.last_chunk::<16>() {
+        return bytes.as_chunks::<16>().0.iter().all(plain16) && plain16(last);
     }
-    chunks.remainder().iter().all(|&b| bad(b) == 0)
+    match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        (Some(&first), Some(&last)) => plain8(first) && plain8(last),
+        _ => bytes.iter().all(|&b| bad(b) == 0),
+    }
+}
+
+/// 1 for a byte outside 0x20..0x7f, or a backslash: one [`is_plain`] refuses.
+fn bad(b: u8) -> u8 {
+    u8::from(b.wrapping_sub(0x20) >= 0x5f) | u8::from(b == b'\\')
+}
+
+/// [`is_plain`] on 8 bytes as one word (a peer's name is often 8 to 15 bytes long).
+fn plain8(bytes: [u8; 8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let x = u64::from_ne_bytes(bytes);
+    // The classic word tests for a zero byte and for a byte below n (exact as a yes or no, n <= 128).
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let has_below = |n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH != 0;
+    x & HIGH == 0 && !has_below(0x20) && !has_zero(x ^ (ONES * 0x7f)) && !has_zero(x ^ (ONES * u64::from(b'\\')))
 }
 
 /// [`push_escaped`] into a new string.

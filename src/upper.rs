@@ -16,7 +16,10 @@ pub fn upper_into(message: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(text.to_uppercase().as_bytes());
         return;
     }
-    out.extend(message.iter().map(u8::to_ascii_uppercase));
+    // Copied, then changed in place: a loop the compiler vectorizes, where a byte-by-byte `extend` is not.
+    let start = out.len();
+    out.extend_from_slice(message);
+    out[start..].make_ascii_uppercase();
 }
 
 /// The most bytes uppercasing can produce per input byte (e.g. "ΐ", 2 bytes, becomes 6).

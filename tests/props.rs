@@ -10,6 +10,7 @@ use netpair::framing::{LineFramer, TooLong};
 use netpair::proto::Proto;
 use netpair::report::Report;
 use netpair::stdin::read_line;
+use netpair::text::escaped;
 use netpair::upper::{MAX_GROWTH, upper};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -334,6 +335,66 @@ proptest! {
     #[test]
     fn escaping_text_keeps_what_is_printable(text in "[a-z\\\\\\t\\n\\x00-\\x1f\\x7f-\\u{9f}ßΐ]{0,40}") {
         prop_assert_eq!(check_escaped(text.as_bytes()), Ok(()));
+    }
+
+    /// Mostly plain text, of every length around the escaper's 8- and 16-byte steps, with now and
+    /// then any byte at any place: shown as the concatenation of its characters (and stray bytes)
+    /// shown one at a time, so the fast path for plain text shows exactly what the slow one would.
+    #[test]
+    fn escaping_whole_is_escaping_each_character(
+        data in prop::collection::vec(prop_oneof![12 => 0x20u8..0x7f, 1 => any::<u8>()], 0..100),
+    ) {
+        let mut each = String::new();
+        for chunk in data.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                each += &escaped(c.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+            for &byte in chunk.invalid() {
+                each += &escaped(&[byte]);
+            }
+        }
+        prop_assert_eq!(escaped(&data), each);
+    }
+
+    /// The server's two transcript lines for a message, byte for byte, tagged with the peer or not.
+    #[test]
+    fn transcript_lines_are_exact(
+        peer in prop::collection::vec(prop_oneof![12 => 0x20u8..0x7f, 1 => any::<u8>()], 0..24),
+        message in prop::collection::vec(prop_oneof![12 => 0x20u8..0x7f, 1 => any::<u8>()], 0..80),
+        tagged in any::<bool>(),
+    ) {
+        let peer = String::from_utf8_lossy(&peer);
+        let out = Shared::default();
+        let mut report = Report::to(Proto::Tcp, false, false, Box::new(out.clone()), Box::new(io::sink()));
+        let upper = upper(&message);
+        report.message(&peer, tagged, &message, &upper).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        report.flush().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let text = out.0.lock().map_err(|e| TestCaseError::fail(e.to_string()))?.clone();
+        let tag = if tagged { format!("[{}] ", escaped(peer.as_bytes())) } else { String::new() };
+        let want = format!(
+            "{tag}from connected user: {}\n{tag}Received from User: {}\n",
+            escaped(&message),
+            escaped(&upper)
+        );
+        prop_assert_eq!(String::from_utf8_lossy(&text), want);
+    }
+}
+
+/// Every byte on its own, shown as the escaper's documentation says.
+#[test]
+fn each_byte_is_shown_as_documented() {
+    for byte in 0..=255u8 {
+        let want = match byte {
+            b'\\' => "\\\\".to_string(),
+            b'\n' => "\\n".to_string(),
+            b'\r' => "\\r".to_string(),
+            b'\t' => "\t".to_string(),
+            0x1b => "\\e".to_string(),
+            0x20..0x7f => char::from(byte).to_string(),
+            // The other C0 controls, DEL, and a lone byte of 0x80 or more (never UTF-8 on its own).
+            _ => format!("\\x{byte:02x}"),
+        };
+        assert_eq!(escaped(&[byte]), want, "byte {byte:#04x}");
     }
 }
 

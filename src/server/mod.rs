@@ -333,6 +333,10 @@ impl Server {
     fn send(&mut self, peer: Peer, reply: &[u8]) -> Result<()> {
         let mut gone = Vec::new();
         self.transport(peer).send(peer.id, reply, &mut gone);
+        // Nearly always nothing: not worth a pass through `handle` per message.
+        if gone.is_empty() {
+            return Ok(());
+        }
         self.handle(peer.transport, &mut gone)
     }
 
