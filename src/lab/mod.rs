@@ -170,7 +170,7 @@ fn up(imp: &Impairments) -> Result<u8> {
          \n  in one terminal:  ip netns exec {s} {exe} --proto tcp,udp server --host {SERVER_V4}\
          \n  in another:       ip netns exec {c} {exe} --proto tcp client --host {SERVER_V4}\
          \n  the router's counters:  ip netns exec {r} nft list counters\
-         \n  when done:        netpair lab down\n",
+         \n  when done:        netpair lab down   (it also stops what still runs in the lab)\n",
         topology::CLIENT_V4,
         topology::CLIENT_V6,
         describe(imp),

@@ -186,7 +186,7 @@ pub fn remove_namespaces(tag: &str) -> Vec<String> {
     removed
 }
 
-/// The tags of labs whose runs are gone: `nplab-PID-…` namespaces of no running netpair.
+/// The tags of labs whose runs are gone: `nplab-PID-…` namespaces whose process has ended.
 pub fn leftovers() -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
     let Ok(entries) = std::fs::read_dir("/run/netns") else { return tags };
@@ -201,9 +201,11 @@ pub fn leftovers() -> Vec<String> {
     tags
 }
 
-/// Whether `pid` is a running netpair (a reused pid of another program does not count).
+/// Whether process `pid` still runs. (Any process: a lab is never taken from a run that may still
+/// be using it, whatever its binary is called; a reused pid only delays the sweep until it ends or
+/// `netpair lab down`.)
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim_end().starts_with("netpair"))
+    Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// Runs `ip WORDS`; its stderr's first line is the error.
