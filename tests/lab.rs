@@ -14,17 +14,8 @@ use common::{Process, netpair, run, run_within};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Skips (or, under CI, fails) when this machine cannot build a lab.
 fn can_run() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    let tools = ["ip", "nft"].iter().all(|t| Command::new(t).arg("-V").output().is_ok_and(|o| o.status.success()));
-    if root && tools {
-        return true;
-    }
-    let why = if root { "ip and nft are needed" } else { "root is needed (network namespaces, nftables)" };
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "lab test cannot run under CI: {why}");
-    println!("SKIP: {why}");
-    false
+    common::can_build_namespaces("lab test")
 }
 
 fn text_of(program: &str, args: &[&str]) -> String {

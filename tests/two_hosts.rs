@@ -11,17 +11,8 @@ use std::process::{Command, Stdio};
 
 use common::Process;
 
-/// Skips (or, under CI, fails) when this machine cannot build the two hosts.
 fn can_run() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    let tools = ["ip", "nft"].iter().all(|t| Command::new(t).arg("-V").output().is_ok_and(|o| o.status.success()));
-    if root && tools {
-        return true;
-    }
-    let why = if root { "ip and nft are needed" } else { "root is needed (network namespaces, nftables)" };
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "two-host test cannot run under CI: {why}");
-    println!("SKIP: {why}");
-    false
+    common::can_build_namespaces("two-host test")
 }
 
 fn sh(args: &[&str]) {

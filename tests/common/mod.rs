@@ -459,3 +459,17 @@ fn describe(command: &Command) -> String {
     words.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
     words.join(" ")
 }
+
+/// Whether this machine can build hosts of network namespaces (root, `ip`, `nft`). Where it cannot,
+/// says SKIP and why, and under CI=true fails instead: there the tests that need it must run.
+pub fn can_build_namespaces(what: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    let tools = ["ip", "nft"].iter().all(|t| Command::new(t).arg("-V").output().is_ok_and(|o| o.status.success()));
+    if root && tools {
+        return true;
+    }
+    let why = if root { "ip and nft are needed" } else { "root is needed (network namespaces, nftables)" };
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{what} cannot run under CI: {why}");
+    println!("SKIP: {why}");
+    false
+}

@@ -5,6 +5,7 @@
 //! on an event that reported no close or error, has emptied the socket, so the read that would only
 //! say WouldBlock is skipped; anything arriving later raises a new edge.
 
+mod accept;
 mod conn;
 
 pub(super) use conn::{Listener, Stream};
@@ -20,7 +21,6 @@ use super::pool::Pool;
 use super::slots::Slots;
 use super::socket::{UnixBound, spare_file};
 use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
-use crate::error::describe;
 use crate::framing::{Framing, strip_line_end};
 use crate::proto::Proto;
 use crate::text::count;
@@ -162,76 +162,6 @@ impl Streams {
         if event.is_write_closed() && self.conns.get(id).is_some_and(|c| c.eof && c.held) {
             self.close(registry, id, Closed::ByPeer, out);
         }
-    }
-
-    fn accept(&mut self, registry: &Registry, out: &mut Vec<Event>) {
-        loop {
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            let (mut sock, mut name) = match listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) =>
-                {
-                    if e.raw_os_error() == Some(libc::EMFILE) && self.turn_away_one() {
-                        continue;
-                    }
-                    // The connection stays in the backlog; try again on the next tick rather than spin.
-                    self.full
-                        .warn(format_args!("cannot accept: {} (raise ulimit -n or lower --max-clients)", describe(&e)));
-                    self.accept_paused = true;
-                    return;
-                }
-                Err(e) => {
-                    debug!("accept failed: {e}");
-                    continue;
-                }
-            };
-            self.accepted += 1;
-            if name.is_empty() {
-                name = format!("peer#{}", self.accepted);
-            }
-            if self.conns.len() >= self.max_peers {
-                self.full.warn(format_args!("{}: turned away {name}", self.full_reason));
-                let _ = sock.write(self.turned_away.as_bytes());
-                continue;
-            }
-            sock.set_nodelay(self.nodelay);
-            let id = self.conns.insert(Conn::new(sock, name, self.max_message));
-            let conn = self.conns.get_mut(id).expect("just inserted");
-            if let Err(e) = registry.register(&mut conn.sock, self.tokens.peer(id), Interest::READABLE) {
-                warn!("cannot watch connection from {}: {e}", conn.name);
-                self.conns.remove(id);
-                continue;
-            }
-            out.push(Event::Connected(id));
-        }
-    }
-
-    /// Out of file descriptors: gives up the spare one to accept a waiting client, tells it the server is
-    /// full and closes it, so clients are turned away with a reason instead of hanging in the backlog.
-    /// False when there is no spare or the accept fails anyway.
-    fn turn_away_one(&mut self) -> bool {
-        let (Some(listener), Some(spare)) = (&self.listener, self.spare.take()) else {
-            return false;
-        };
-        drop(spare);
-        let turned_away = match listener.accept() {
-            Ok((mut sock, name)) => {
-                self.full.warn(format_args!(
-                    "out of open files (ulimit -n): turned away {}",
-                    if name.is_empty() { "a client" } else { &name }
-                ));
-                let _ = sock.write(b"netpair: server full (out of open files); try again later\n");
-                true
-            }
-            Err(_) => false,
-        };
-        self.spare = spare_file();
-        turned_away
     }
 
     /// Reads what `id` sent. `short_read_drains`: the readiness event said nothing of a close or an

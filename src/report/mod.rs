@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Common, Expect, Quiet};
@@ -14,6 +13,12 @@ use crate::net::Closed;
 use crate::net::kernel::Account;
 use crate::proto::Proto;
 use crate::text::{count, escaped, grouped, human, millis, push_escaped};
+
+mod recording;
+mod summary;
+
+pub use self::recording::{Recording, Seen};
+pub use self::summary::Summary;
 
 /// Where a session's events go, and in which form.
 pub struct Report {
@@ -56,69 +61,6 @@ const CLEAR_LINE: &[u8] = b"\r\x1b[K";
 
 /// Transcript held before it is written even within a turn.
 const PENDING_MAX: usize = 64 * 1024;
-
-/// What a client saw, for its closing summary.
-#[derive(Clone, Debug, Default)]
-pub struct Summary {
-    /// Messages sent.
-    pub sent: u64,
-    /// Replies that came in time.
-    pub received: u64,
-    /// Messages whose reply did not come in time.
-    pub lost: u64,
-    /// Of those, replies that came after all.
-    pub late: u64,
-    /// Lines not sent (too long, or refused by the kernel).
-    pub not_sent: u64,
-    /// Replies that came when no message was waiting for one (a banner, an extra line).
-    pub unexpected: u64,
-    /// Replies that came again to a message already answered (datagrams: the network duplicated
-    /// the message or its reply). They fail nothing: every message still has its one reply.
-    pub duplicates: u64,
-    /// Replies in time that were not what `--expect` said they should be.
-    pub wrong: u64,
-    /// SIGINT or SIGTERM ended the conversation.
-    pub interrupted: bool,
-    /// What the kernel says of the client's socket at the end.
-    pub kernel: Account,
-    /// Each reply's round trip, in order.
-    pub rtts: Vec<Duration>,
-}
-
-impl Summary {
-    /// The exit status the conversation earns: one reply to each message, or not. A reply nobody
-    /// asked for fails it too, since replies can then no longer be told apart. Interrupted, it earns
-    /// success only if it got at least one reply and lost none: nothing measured is no success.
-    pub fn exit_status(&self) -> u8 {
-        let nothing = self.interrupted && self.received == 0;
-        let wrong = self.lost + self.not_sent + self.unexpected + self.wrong > 0;
-        if wrong || nothing { crate::error::exit::LOST } else { crate::error::exit::OK }
-    }
-}
-
-impl Summary {
-    /// Round-trip times as (min, median, max), when any reply came.
-    pub fn rtt_spread(&self) -> Option<(Duration, Duration, Duration)> {
-        let sorted = self.sorted_rtts();
-        Some((quantile(&sorted, 0.0)?, quantile(&sorted, 0.5)?, quantile(&sorted, 1.0)?))
-    }
-
-    /// The round trip at quantile `p` (0 to 1, nearest rank), when any reply came.
-    pub fn percentile(&self, p: f64) -> Option<Duration> {
-        quantile(&self.sorted_rtts(), p)
-    }
-
-    fn sorted_rtts(&self) -> Vec<Duration> {
-        let mut sorted = self.rtts.clone();
-        sorted.sort_unstable();
-        sorted
-    }
-}
-
-fn quantile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    let last = sorted.len().checked_sub(1)?;
-    sorted.get(((last as f64) * p).round() as usize).copied()
-}
 
 impl Report {
     /// A report on the process's stdout and stderr.
@@ -571,63 +513,6 @@ fn kernel_json<'a>(j: &'a mut Json, kernel: &Account) -> &'a mut Json {
         return j;
     }
     j.raw("kernel", &kernel.json())
-}
-
-/// One thing a server saw, as [`Report::recording`] keeps it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Seen {
-    /// A peer arrived (its name).
-    Connected(String),
-    /// A message came (its bytes).
-    Message(Vec<u8>),
-    /// A peer left.
-    Disconnected {
-        /// Its name.
-        peer: String,
-        /// Why, in words.
-        reason: String,
-    },
-}
-
-/// What a server running on another thread has seen so far, readable while it runs.
-#[derive(Clone, Default)]
-pub struct Recording(Arc<Mutex<Vec<Seen>>>);
-
-impl Recording {
-    fn push(&self, seen: Seen) {
-        if let Ok(mut all) = self.0.lock() {
-            all.push(seen);
-        }
-    }
-
-    /// Everything seen so far, in order.
-    pub fn seen(&self) -> Vec<Seen> {
-        self.0.lock().map(|all| all.clone()).unwrap_or_default()
-    }
-
-    /// How many peers it has seen arrive.
-    pub fn connects(&self) -> usize {
-        self.seen().iter().filter(|s| matches!(s, Seen::Connected(_))).count()
-    }
-
-    /// The messages it has received, in order.
-    pub fn messages(&self) -> Vec<Vec<u8>> {
-        self.seen()
-            .into_iter()
-            .filter_map(|s| match s {
-                Seen::Message(m) => Some(m),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Why the first peer to leave left, once one has.
-    pub fn first_disconnect(&self) -> Option<String> {
-        self.seen().into_iter().find_map(|s| match s {
-            Seen::Disconnected { reason, .. } => Some(reason),
-            _ => None,
-        })
-    }
 }
 
 /// The report of a command run from the command line: on stdout and stderr, as quiet as asked.
