@@ -309,3 +309,20 @@ fn a_path_mtu_black_hole_and_a_policer_do_what_they_say_and_the_router_counts_it
     assert!(!out.stdout().contains("  OFF "), "{out}");
     clean.check();
 }
+
+#[test]
+fn the_labs_server_is_the_one_the_command_expects() {
+    if !can_run() {
+        return;
+    }
+    let clean = Clean::start();
+    // --expect echo: the lab's server echoes, so every reply is right.
+    let out = lab(&["client", "--proto", "udp", "--expect", "echo"], b"straight back\n");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout().contains("Received from server: straight back\n"), "{out}");
+    // A client's --max-message over the server's default: the server takes as much.
+    let line = format!("{}\n", "y".repeat(1_500_000));
+    let out = lab(&["client", "--proto", "tcp", "--max-message", "2M"], line.as_bytes());
+    assert!(out.stderr().contains("sent 1, received 1, lost 0"), "{out}");
+    clean.check();
+}

@@ -20,7 +20,9 @@ use std::thread;
 use log::warn;
 
 use self::topology::{SERVER_V4, SERVER_V6, Topology, lab_error};
-use crate::config::{Config, Firewall, Impairments, LabAction, LabConfig, Listen, ServerConfig, default_max_message};
+use crate::config::{
+    Config, Expect, Firewall, Impairments, LabAction, LabConfig, Listen, Reply, ServerConfig, default_max_message,
+};
 use crate::error::{Error, Result, exit};
 use crate::framing::Framing;
 use crate::proto::{Endpoint, Proto};
@@ -232,14 +234,18 @@ fn in_namespace<T: Send + 'static>(
 
 /// The lab's server: TCP and UDP on the server's two addresses, port 5001, in its namespace.
 fn start_server(lab: &Topology, command: &Config) -> Result<Background> {
-    let (framing, clients) = match command {
-        Config::Client(c) => (c.common.framing, 1),
-        Config::Bench(b) => (Framing::Line, b.clients),
-        _ => (Framing::Line, 1),
+    // The server the command expects: its framing, its largest message, replies as it checks them.
+    let (framing, clients, max_message, expect) = match command {
+        Config::Client(c) => (c.common.framing, 1, c.common.max_message, c.expect.unwrap_or(Expect::Upper)),
+        Config::Bench(b) => (Framing::Line, b.clients, 0, b.expect),
+        _ => (Framing::Line, 1, 0, Expect::Upper),
     };
     let at = |host: &str| Endpoint::Inet { host: host.to_string(), port: PORT };
     let mut config = ServerConfig::in_process(Proto::Tcp, at(SERVER_V4), framing, clients.saturating_add(64));
     config.idle_timeout = None;
+    if expect == Expect::Echo {
+        config.reply = Reply::Echo;
+    }
     if let Config::Bench(bench) = command {
         config.common.nodelay = bench.nodelay;
         if bench.reconnect {
@@ -249,8 +255,10 @@ fn start_server(lab: &Topology, command: &Config) -> Result<Background> {
             config.max_clients = usize::MAX;
         }
     }
+    config.common.max_message = config.common.max_message.max(max_message);
     for (proto, host) in [(Proto::Udp, SERVER_V4), (Proto::Tcp, SERVER_V6), (Proto::Udp, SERVER_V6)] {
-        config.also.push(Listen { proto, endpoint: at(host), max_message: default_max_message(proto) });
+        let max_message = default_max_message(proto).max(max_message);
+        config.also.push(Listen { proto, endpoint: at(host), max_message });
     }
     sys::raise_open_file_limit((clients as u64).saturating_mul(2).saturating_add(64));
     in_namespace(lab, "server", move || Background::start(config, Report::discard(Proto::Tcp)))
