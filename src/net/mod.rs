@@ -9,6 +9,7 @@
 //! a spurious event for what it is. WRITABLE is asked for only while output waits.
 
 mod datagram;
+mod hash;
 pub mod kernel;
 mod line_ends;
 pub mod mmsg;

@@ -11,6 +11,7 @@ use mio::Registry;
 use super::{Core, DATAGRAM_BUDGET, Dgram, Outgoing, PeerKey, Side};
 use crate::error::describe;
 use crate::framing::strip_line_end;
+use crate::net::hash::PeerHashing;
 use crate::net::kernel::Account;
 use crate::net::line_ends::LineEnds;
 use crate::net::mmsg::{self, Local, Senders};
@@ -37,7 +38,7 @@ pub struct DatagramServer {
     core: Core,
     senders: Senders,
     peers: Slots<Peer>,
-    by_key: HashMap<PeerKey, PeerId>,
+    by_key: HashMap<PeerKey, PeerId, PeerHashing>,
     max_peers: usize,
     full_reason: String,
     full: Throttle,
@@ -54,7 +55,7 @@ impl DatagramServer {
             senders: Senders::new(core.inbox.capacity()),
             core,
             peers: Slots::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             max_peers: settings.max_peers,
             full_reason: settings.full_reason("peer"),
             full: Throttle::default(),
