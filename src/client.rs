@@ -83,6 +83,7 @@ pub fn run(
         max_buffered: usize::MAX,
         nodelay: config.common.nodelay,
         writes: config.writes,
+        kernel_account: true,
     };
     let mut transport = Transport::connect(&settings, &config.common.endpoint, config.connect_timeout)?;
     let mut event_loop = EventLoop::new(catch_signals)?;

@@ -141,6 +141,9 @@ pub struct ServerConfig {
     pub max_clients: usize,
     /// Bytes held for all peers together, at most (about): see `net::Settings::max_buffered`.
     pub max_buffered: usize,
+    /// Ask the kernel for each TCP connection's figures as it closes, for the summary's account
+    /// (false for an in-process server, whose summary nobody reads).
+    pub kernel_account: bool,
 }
 
 impl ServerConfig {
@@ -155,6 +158,7 @@ impl ServerConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             max_clients,
             max_buffered: MAX_BUFFERED,
+            kernel_account: false,
         }
     }
 }

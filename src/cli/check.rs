@@ -81,6 +81,7 @@ fn server(args: ServerArgs) -> Result<ServerConfig> {
         idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
         max_clients: positive(args.max_clients, "--max-clients")?,
         max_buffered: positive(args.max_buffered, "--max-buffered")?,
+        kernel_account: true,
     })
 }
 

@@ -61,6 +61,9 @@ pub struct Settings {
     pub nodelay: bool,
     /// Byte streams: write calls each message is sent in (2: its first half, then the rest).
     pub writes: usize,
+    /// TCP: ask the kernel for each connection's figures (`TCP_INFO`) as it closes, for the account;
+    /// a server whose summary nobody reads (in-process) saves that system call per connection.
+    pub kernel_account: bool,
 }
 
 impl Settings {

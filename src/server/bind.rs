@@ -76,6 +76,7 @@ fn bind_once(config: &ServerConfig, wanted: &[Listen]) -> Result<Vec<(Proto, Tra
             max_buffered: config.max_buffered,
             nodelay: config.common.nodelay,
             writes: 1,
+            kernel_account: config.kernel_account,
         };
         let transport = Transport::listen(&settings, &endpoint)?;
         if picked.is_none() && matches!(listen.endpoint, Endpoint::Inet { port: 0, .. }) {

@@ -52,6 +52,8 @@ pub struct Streams {
     nodelay: bool,
     /// Write calls per message on a byte stream (2: its first half, then the rest).
     writes: usize,
+    /// TCP_INFO of each connection as it closes, for the account (see `Settings::kernel_account`).
+    kernel_account: bool,
     max_message: usize,
     max_peers: usize,
     tokens: Tokens,
@@ -97,6 +99,7 @@ impl Streams {
             packets,
             nodelay: settings.nodelay,
             writes: settings.writes,
+            kernel_account: settings.kernel_account,
             max_message: settings.max_message,
             max_peers: settings.max_peers,
             tokens: settings.tokens,
@@ -419,7 +422,9 @@ impl Streams {
 
     fn close(&mut self, registry: &Registry, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
         if let Some(mut conn) = self.conns.remove(id) {
-            if let Stream::Tcp(s) = &conn.sock {
+            if let Stream::Tcp(s) = &conn.sock
+                && self.kernel_account
+            {
                 self.account.add_tcp(s);
             }
             let _ = registry.deregister(&mut conn.sock);
