@@ -63,6 +63,14 @@ struct Client {
     turned_away: bool,
 }
 
+/// [`run`] as the `client` command does: lines from stdin, the report on stdout and stderr (and,
+/// under `--json`, a fatal error as an event too), signals caught.
+pub fn run_on_stdin(config: ClientConfig) -> Result<Summary> {
+    let common = config.common.clone();
+    let stdin = Box::new(std::io::BufReader::new(std::io::stdin()));
+    crate::report::with_json_error(&common, run(config, crate::report::report_for(&common), stdin, true))
+}
+
 /// Converses with the server: sends each line of `input`, prints replies, and returns what was seen.
 /// A broken connection is an error (after the summary has been printed).
 pub fn run(

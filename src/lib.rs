@@ -37,7 +37,7 @@ pub mod text;
 pub mod throttle;
 pub mod upper;
 
-use std::io::{self, Write};
+use std::io;
 
 use log::warn;
 
@@ -63,25 +63,10 @@ pub fn run(config: Config) -> Result<u8> {
             let result = server::Server::bind(config, report_for(&common), true).and_then(|server| server.run(stdin()));
             with_json_error(&common, result).map(|()| exit::OK)
         }
-        Config::Client(config) => {
-            let common = config.common.clone();
-            let summary = with_json_error(&common, client::run(config, report_for(&common), stdin(), true))?;
-            Ok(summary.exit_status())
-        }
+        Config::Client(config) => Ok(client::run_on_stdin(config)?.exit_status()),
         Config::Bench(config) => bench::run(&config),
         Config::Lab(config) => lab::run(config),
-        Config::Compare(config) => {
-            // The in-process servers' warnings (an oversized probe dropped, say) are part of the
-            // measurement, not news: keep them out of the table unless -v asked for them.
-            if log::max_level() <= log::LevelFilter::Warn {
-                log::set_max_level(log::LevelFilter::Error);
-            }
-            compare::run(&config).map(|_| exit::OK)
-        }
-        Config::Print(text) => {
-            let mut out = io::stdout().lock();
-            out.write_all(&text).and_then(|()| out.flush()).map_err(|e| error::Error::io("writing to stdout", e))?;
-            Ok(exit::OK)
-        }
+        Config::Compare(config) => compare::run(&config).map(|_| exit::OK),
+        Config::Print(text) => report::print(&text).map(|()| exit::OK),
     }
 }

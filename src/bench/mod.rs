@@ -18,7 +18,7 @@ mod tally;
 mod window;
 mod worker;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
@@ -72,8 +72,7 @@ pub fn run(config: &BenchConfig) -> Result<u8> {
     } else {
         render::table(config, &outcomes, interrupted)
     };
-    let mut out = io::stdout();
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
+    crate::report::print(text.as_bytes())?;
     if let Some(plot) = plot {
         plot.write(&render::plot(config, &outcomes))?;
     }

@@ -99,6 +99,11 @@ struct Measured {
 
 /// Runs the comparison and prints the table (or one JSON document); returns each kind's conversation.
 pub fn run(config: &CompareConfig) -> Result<Vec<(Proto, Summary)>> {
+    // The in-process servers' warnings (an oversized probe dropped, say) are part of the
+    // measurement, not news: keep them out of the table unless -v asked for them.
+    if log::max_level() <= log::LevelFilter::Warn {
+        log::set_max_level(log::LevelFilter::Error);
+    }
     // Signals first: from the moment the directory exists, a signal must not leave it behind.
     on_signal_remove(&SocketDir::path_for("compare"))?;
     // Before the run, not after it: a plot that cannot be written must not cost a whole run.
@@ -121,8 +126,7 @@ pub fn run(config: &CompareConfig) -> Result<Vec<(Proto, Summary)>> {
     };
     let text =
         if config.json { render::json(&results, &place) } else { render::table(&results, config.lines.len(), &place) };
-    let mut out = io::stdout();
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
+    crate::report::print(text.as_bytes())?;
     if let Some(plot) = plot {
         plot.write(&render::plot(&results, config.lines.len(), &place))?;
     }

@@ -26,7 +26,7 @@ use crate::config::{
 use crate::error::{Error, Result, exit};
 use crate::framing::Framing;
 use crate::proto::{Endpoint, Proto};
-use crate::report::{Report, Summary, report_for, with_json_error};
+use crate::report::{self, Report, Summary};
 use crate::server::Background;
 use crate::{bench, client, compare, sys};
 
@@ -177,7 +177,7 @@ fn up(imp: &Impairments) -> Result<u8> {
         topology::CLIENT_V6,
         describe(imp),
     );
-    io::stdout().write_all(text.as_bytes()).map_err(|e| Error::io("writing to stdout", e))?;
+    report::print(text.as_bytes())?;
     Ok(exit::OK)
 }
 
@@ -199,12 +199,9 @@ fn run_in(imp: &Impairments, command: Config, words: &[String], json: bool) -> R
         Err(err) => (Err(err), Vec::new()),
     };
     let network = account::Network::between(&before, &after);
-    let report = account::reconcile(&network, &summaries, imp);
-    let text = if json { account::json(&network, &report, imp, words) } else { account::text(&network, &report, imp) };
-    io::stdout()
-        .write_all(text.as_bytes())
-        .and_then(|()| io::stdout().flush())
-        .map_err(|e| Error::io("writing to stdout", e))?;
+    let checks = account::reconcile(&network, &summaries, imp);
+    let text = if json { account::json(&network, &checks, imp, words) } else { account::text(&network, &checks, imp) };
+    report::print(text.as_bytes())?;
     drop(lab);
     drop(janitor);
     stopped?;
@@ -269,23 +266,13 @@ fn start_server(lab: &Topology, command: &Config) -> Result<Background> {
 fn execute(command: Config) -> Result<(u8, Vec<(Proto, Summary)>)> {
     match command {
         Config::Client(config) => {
-            let common = config.common.clone();
-            let stdin = Box::new(io::BufReader::new(io::stdin()));
-            let summary = with_json_error(&common, client::run(config, report_for(&common), stdin, true))?;
-            Ok((summary.exit_status(), vec![(common.proto, summary)]))
+            let proto = config.common.proto;
+            let summary = client::run_on_stdin(config)?;
+            Ok((summary.exit_status(), vec![(proto, summary)]))
         }
-        Config::Compare(config) => {
-            if log::max_level() <= log::LevelFilter::Warn {
-                log::set_max_level(log::LevelFilter::Error);
-            }
-            compare::run(&config).map(|summaries| (exit::OK, summaries))
-        }
+        Config::Compare(config) => compare::run(&config).map(|summaries| (exit::OK, summaries)),
         Config::Bench(config) => bench::run(&config).map(|status| (status, Vec::new())),
-        Config::Print(text) => {
-            let mut out = io::stdout().lock();
-            out.write_all(&text).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))?;
-            Ok((exit::OK, Vec::new()))
-        }
+        Config::Print(text) => report::print(&text).map(|()| (exit::OK, Vec::new())),
         other => Err(Error::Usage(format!("the lab runs compare, bench or client, not {other:?}"))),
     }
 }

@@ -515,6 +515,12 @@ fn kernel_json<'a>(j: &'a mut Json, kernel: &Account) -> &'a mut Json {
     j.raw("kernel", &kernel.json())
 }
 
+/// Writes a command's whole output (a table, a JSON document, a generated text) to stdout, flushed.
+pub fn print(text: &[u8]) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text).and_then(|()| out.flush()).map_err(|e| Error::io("writing to stdout", e))
+}
+
 /// The report of a command run from the command line: on stdout and stderr, as quiet as asked.
 pub fn report_for(common: &Common) -> Report {
     let mut report = Report::new(common.proto, common.json, common.prompt);
