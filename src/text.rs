@@ -86,8 +86,9 @@ fn push_escaped_slowly(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// True when every byte is printable ASCII other than the backslash (a tab takes the slow path).
-fn is_plain(bytes: &[u8]) -> bool {
+/// True when every byte is printable ASCII other than the backslash (a tab takes the slow path):
+/// bytes [`push_escaped`] copies as they are.
+pub fn is_plain(bytes: &[u8]) -> bool {
     // 16 bytes at a time, so the loop becomes vector compares; the last 16 overlap the ones before
     // rather than go byte by byte (the 15-byte tail of a 63-byte message cost more than the rest).
     let plain16 = |chunk: &[u8; 16]| chunk.iter().fold(0, |any, &b| any | bad(b)) == 0;

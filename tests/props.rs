@@ -11,7 +11,7 @@ use netpair::proto::Proto;
 use netpair::report::Report;
 use netpair::stdin::read_line;
 use netpair::text::escaped;
-use netpair::upper::{MAX_GROWTH, upper};
+use netpair::upper::{MAX_GROWTH, Uppercased, upper};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -199,7 +199,9 @@ proptest! {
         let out = Shared::default();
         let mut report = Report::to(Proto::Tcp, true, false, Box::new(out.clone()), Box::new(io::sink()));
         let upper = upper(&message);
-        report.message("127.0.0.1:1", false, &message, &upper).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut buf = Vec::new();
+        let text = Uppercased::new(&message, &mut buf);
+        report.message("127.0.0.1:1", false, &text).map_err(|e| TestCaseError::fail(e.to_string()))?;
         // The report writes a turn's lines when the event loop flushes it.
         report.flush().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let text = out.0.lock().map_err(|e| TestCaseError::fail(e.to_string()))?.clone();
@@ -367,7 +369,10 @@ proptest! {
         let out = Shared::default();
         let mut report = Report::to(Proto::Tcp, false, false, Box::new(out.clone()), Box::new(io::sink()));
         let upper = upper(&message);
-        report.message(&peer, tagged, &message, &upper).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut buf = b"left from the message before".to_vec();
+        let text = Uppercased::new(&message, &mut buf);
+        prop_assert_eq!(text.upper, &upper[..]);
+        report.message(&peer, tagged, &text).map_err(|e| TestCaseError::fail(e.to_string()))?;
         report.flush().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let text = out.0.lock().map_err(|e| TestCaseError::fail(e.to_string()))?.clone();
         let tag = if tagged { format!("[{}] ", escaped(peer.as_bytes())) } else { String::new() };

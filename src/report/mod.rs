@@ -13,6 +13,7 @@ use crate::net::Closed;
 use crate::net::kernel::Account;
 use crate::proto::Proto;
 use crate::text::{count, escaped, grouped, human, millis, push_escaped};
+use crate::upper::Uppercased;
 
 mod recording;
 mod summary;
@@ -137,12 +138,13 @@ impl Report {
     }
 
     /// A new peer: `Connection from: ADDR`; in JSON, with TCP_NODELAY as the kernel has it (TCP).
-    pub fn connected(&mut self, peer: &str, nodelay: Option<bool>) -> Result<()> {
+    /// `nodelay` asks the kernel (a system call per connection), so it is called only for JSON.
+    pub fn connected(&mut self, peer: &str, nodelay: impl FnOnce() -> Option<bool>) -> Result<()> {
         if let Some(recording) = &self.recording {
             recording.push(Seen::Connected(peer.to_string()));
         }
         if self.json {
-            return self.event("connect", |j| match nodelay {
+            return self.event("connect", |j| match nodelay() {
                 Some(on) => j.str("peer", peer).bool("nodelay", on),
                 None => j.str("peer", peer),
             });
@@ -152,7 +154,8 @@ impl Report {
     }
 
     /// A message and its uppercase form, tagged with the peer when several are connected.
-    pub fn message(&mut self, peer: &str, tagged: bool, message: &[u8], upper: &[u8]) -> Result<()> {
+    pub fn message(&mut self, peer: &str, tagged: bool, text: &Uppercased<'_>) -> Result<()> {
+        let (message, upper) = (text.message, text.upper);
         if let Some(recording) = &self.recording {
             recording.push(Seen::Message(message.to_vec()));
         }
@@ -176,12 +179,24 @@ impl Report {
             self.pending.extend_from_slice(b"] ");
         }
         let tag = start..self.pending.len();
-        self.pending.extend_from_slice(b"from connected user: ");
-        push_escaped(&mut self.pending, message);
+        const SAID: &[u8] = b"from connected user: ";
+        const UPPER: &[u8] = b"Received from User: ";
+        // Room for both lines at once; when nothing needs escaping, that is all they take.
+        self.pending.reserve(2 * tag.len() + SAID.len() + UPPER.len() + message.len() + upper.len() + 2);
+        self.pending.extend_from_slice(SAID);
+        if text.plain() {
+            self.pending.extend_from_slice(message);
+        } else {
+            push_escaped(&mut self.pending, message);
+        }
         self.pending.push(b'\n');
         self.pending.extend_from_within(tag);
-        self.pending.extend_from_slice(b"Received from User: ");
-        push_escaped(&mut self.pending, upper);
+        self.pending.extend_from_slice(UPPER);
+        if text.plain() {
+            self.pending.extend_from_slice(upper);
+        } else {
+            push_escaped(&mut self.pending, upper);
+        }
         self.pending.push(b'\n');
         self.prompt_again();
         self.write(&[])

@@ -26,7 +26,7 @@ use crate::report::Report;
 use crate::stdin::Input;
 use crate::text::{count, grouped};
 use crate::throttle::Throttle;
-use crate::upper::upper_into;
+use crate::upper::Uppercased;
 
 /// How often idle peers are looked for.
 const TICK: Duration = Duration::from_millis(250);
@@ -234,7 +234,7 @@ impl Server {
                 Event::Connected(id) => {
                     self.clients += 1;
                     self.first_peer.get_or_insert(Peer { transport: t, id });
-                    self.report.connected(transport.peer_name(id), transport.nodelay(id))?;
+                    self.report.connected(transport.peer_name(id), || transport.nodelay(id))?;
                 }
                 Event::Message(id, message) => {
                     self.answer(Peer { transport: t, id }, &message)?;
@@ -281,15 +281,13 @@ impl Server {
     fn answer(&mut self, peer: Peer, message: &[u8]) -> Result<()> {
         self.messages += 1;
         // One buffer for every message's uppercase form, rather than an allocation each.
-        let mut upper = std::mem::take(&mut self.upper);
-        upper.clear();
-        upper_into(message, &mut upper);
-        let answered = self.reply(peer, message, &upper);
-        self.upper = upper;
+        let mut buf = std::mem::take(&mut self.upper);
+        let answered = self.reply(peer, &Uppercased::new(message, &mut buf));
+        self.upper = buf;
         answered
     }
 
-    fn reply(&mut self, peer: Peer, message: &[u8], upper: &[u8]) -> Result<()> {
+    fn reply(&mut self, peer: Peer, text: &Uppercased<'_>) -> Result<()> {
         let several = self.served.iter().map(|s| s.transport.peer_count()).sum::<usize>() > 1;
         let owed = self.config.reply == Reply::Stdin && self.lines.is_some() && self.owed.len() < OWED_MAX;
         if owed {
@@ -299,7 +297,7 @@ impl Server {
             self.update_prompt();
         }
         let name = self.served[peer.transport].transport.peer_name(peer.id);
-        self.report.message(name, several, message, upper)?;
+        self.report.message(name, several, text)?;
         if owed {
             if self.owed.len() == 1 {
                 self.report.prompt()?;
@@ -307,8 +305,8 @@ impl Server {
             return Ok(());
         }
         let reply = match self.config.reply {
-            Reply::Upper => upper,
-            Reply::Echo => message,
+            Reply::Upper => text.upper,
+            Reply::Echo => text.message,
             Reply::Stdin => {
                 if self.lines.is_none() {
                     debug!("no reply to {name}: stdin has ended");
