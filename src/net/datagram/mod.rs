@@ -199,11 +199,18 @@ impl Outgoing {
 struct Outbox {
     queue: VecDeque<Outgoing>,
     bytes: usize,
+    /// The buffers of datagrams sent, for the next ones: a reply then costs no allocation.
+    spare: Pool,
     /// WRITABLE is asked for: the socket said it was full.
     wants_write: bool,
 }
 
 impl Outbox {
+    /// A buffer for a datagram to queue, holding `bytes` to begin with.
+    fn buffer(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.spare.message(bytes)
+    }
+
     /// Queues a datagram; false (and the datagram dropped) when the queue is full.
     fn offer(&mut self, outgoing: Outgoing) -> bool {
         if self.bytes + outgoing.cost() > QUEUE_MAX {
@@ -229,6 +236,7 @@ impl Outbox {
                 Ok(sent) => {
                     for sent in self.queue.drain(..sent) {
                         self.bytes -= sent.cost();
+                        self.spare.give(sent.datagram);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -97,8 +97,10 @@ impl DatagramServer {
                 }
             };
             budget -= got;
+            // One clock reading per batch: idle peers are looked for a few times a second.
+            let now = Instant::now();
             for i in 0..got {
-                self.take(i, out);
+                self.take(i, now, out);
             }
             // A short batch: the queue is empty (see the module's epoll contract).
             if got < want {
@@ -109,14 +111,14 @@ impl DatagramServer {
     }
 
     /// Turns the `i`th datagram of the batch just received into a message from its sender.
-    fn take(&mut self, i: usize, out: &mut Vec<Event>) {
+    fn take(&mut self, i: usize, now: Instant, out: &mut Vec<Event>) {
         let Some(key) = self.senders.get(i) else {
             self.dropped.warn(format_args!("datagram from a socket with no address dropped: no way to reply"));
             return;
         };
         let Some(id) = self.peer_for(PeerKey(key), out) else { return };
         let Some(peer) = self.peers.get_mut(id) else { return };
-        peer.last_active = Instant::now();
+        peer.last_active = now;
         if let Some(local) = self.senders.local(i) {
             peer.local = Some(local);
         }
@@ -157,8 +159,7 @@ impl DatagramServer {
             return;
         };
         let line_end = peer.line_ends.pop();
-        let mut datagram = Vec::with_capacity(message.len() + line_end.len());
-        datagram.extend_from_slice(message);
+        let mut datagram = self.core.outbox.buffer(message);
         datagram.extend_from_slice(line_end);
         if datagram.len() > self.core.max_message {
             // Never send more than a peer may send us: the reply cap that stops amplification.
