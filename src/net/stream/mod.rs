@@ -7,10 +7,11 @@
 
 mod accept;
 mod conn;
+mod write;
 
 pub(super) use conn::{Listener, Stream};
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -20,7 +21,7 @@ use super::kernel::Account;
 use super::pool::Pool;
 use super::slots::Slots;
 use super::socket::{UnixBound, spare_file};
-use super::{Closed, Event, HIGH_WATER, LOW_WATER, PeerId, Settings, Tokens, interest};
+use super::{Closed, Event, HIGH_WATER, PeerId, Settings, Tokens};
 use crate::framing::{Framing, strip_line_end};
 use crate::proto::Proto;
 use crate::text::count;
@@ -32,9 +33,6 @@ const READ_BUDGET: usize = 256 * 1024;
 /// Over `--max-buffered`, a peer holding more than this is not read from, and others are read this
 /// much at a time: all together then grow by at most twice this per peer.
 const SMALL_HOLDING: usize = 4 * 1024;
-/// What a connection's output buffer keeps once empty: enough for a few ordinary replies, so a talkative
-/// peer does not allocate for each, while an idle one holds no more than this.
-const KEEP_CAPACITY: usize = 4 * 1024;
 /// The largest seqpacket message buffer kept, whatever --max-message says (a Unix socket's send
 /// buffer, about 200 KiB by default, stops one long before).
 const PACKET_CEILING: usize = 4 << 20;
@@ -158,19 +156,19 @@ impl Streams {
             self.flush(registry, id, out);
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read(registry, id, out, !(event.is_read_closed() || event.is_error()));
+            self.read(id, out, !(event.is_read_closed() || event.is_error()));
         }
         // Held for replies owed (`--reply stdin`) after its input ended, and now closed both ways
         // (a Unix peer gone, not one that only half-closed): nothing owed can reach it any more.
         if event.is_write_closed() && self.conns.get(id).is_some_and(|c| c.eof && c.held) {
-            self.close(registry, id, Closed::ByPeer, out);
+            self.close(id, Closed::ByPeer, out);
         }
     }
 
     /// Reads what `id` sent. `short_read_drains`: the readiness event said nothing of a close or an
     /// error, so a read shorter than the buffer has emptied the socket (epoll(7)) and the read that
     /// would only say WouldBlock can be skipped: one system call fewer per message.
-    fn read(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>, short_read_drains: bool) {
+    fn read(&mut self, id: PeerId, out: &mut Vec<Event>, short_read_drains: bool) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -269,7 +267,7 @@ impl Streams {
             }
         }
         if let Some(reason) = failed {
-            self.close(registry, id, reason, out);
+            self.close(id, reason, out);
             return;
         }
         if conn.eof {
@@ -282,154 +280,12 @@ impl Streams {
         }
     }
 
-    pub(super) fn send(&mut self, id: PeerId, message: &[u8], _out: &mut Vec<Event>) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            debug!("reply to a peer already gone dropped");
-            return;
-        };
-        if self.packets {
-            let line_end = if self.serving { conn.line_ends.pop() } else { conn.line_ends.latest() };
-            if message.is_empty() && line_end.is_empty() {
-                debug!("empty message to {} not sent: over seqpacket it would read as the end", conn.name);
-                return;
-            }
-            conn.output.extend_from_slice(message);
-            conn.output.extend_from_slice(line_end);
-            conn.packets.push_back(message.len() + line_end.len());
-            conn.recount(&mut self.buffered);
-            return self.mark_dirty(id);
-        }
-        if self.framing == Framing::Raw && message.is_empty() {
-            debug!("empty reply to {} not sent: a raw stream cannot carry an empty message", conn.name);
-            return;
-        }
-        let start = conn.output.len();
-        conn.output.extend_from_slice(message);
-        if self.framing == Framing::Line {
-            conn.output.push(b'\n');
-        }
-        if self.writes > 1 {
-            // The first half, then the rest, each a write of its own (after what was queued before).
-            let queued = start - conn.written - conn.packets.iter().sum::<usize>();
-            let first = (conn.output.len() - start) / 2;
-            conn.packets.extend([queued, first, conn.output.len() - start - first].into_iter().filter(|&n| n > 0));
-        }
-        conn.recount(&mut self.buffered);
-        self.mark_dirty(id);
-    }
-
-    pub(super) fn mark_dirty(&mut self, id: PeerId) {
-        if let Some(conn) = self.conns.get_mut(id)
-            && !conn.dirty
-        {
-            conn.dirty = true;
-            self.dirty.push(id);
-        }
-    }
-
-    pub(super) fn flush_all(&mut self, registry: &Registry, out: &mut Vec<Event>) {
-        while let Some(id) = self.dirty.pop() {
-            if let Some(conn) = self.conns.get_mut(id) {
-                conn.dirty = false;
-                self.flush(registry, id, out);
-            }
-        }
-    }
-
-    pub(super) fn read_unread(&mut self, registry: &Registry, out: &mut Vec<Event>) {
+    pub(super) fn read_unread(&mut self, _registry: &Registry, out: &mut Vec<Event>) {
         for id in std::mem::take(&mut self.unread) {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.unread = false;
-                self.read(registry, id, out, false);
+                self.read(id, out, false);
             }
-        }
-    }
-
-    fn flush(&mut self, registry: &Registry, id: PeerId, out: &mut Vec<Event>) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        while conn.unwritten() > 0 {
-            // A seqpacket write sends one message, whole (or nothing: WouldBlock).
-            let end = conn.packets.front().map_or(conn.output.len(), |len| conn.written + len);
-            match conn.sock.write(&conn.output[conn.written..end]) {
-                Ok(0) => {
-                    return self.close(registry, id, Closed::Failed(io::ErrorKind::WriteZero.into()), out);
-                }
-                Ok(n) => {
-                    conn.written += n;
-                    // A stream may take part of a write: the rest of it is the next one.
-                    match conn.packets.front_mut() {
-                        Some(len) if *len > n => *len -= n,
-                        Some(_) => drop(conn.packets.pop_front()),
-                        None => {}
-                    }
-                    conn.last_active = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) && self.packets => {
-                    // Too big for the socket's buffer: that message is not sent, the connection stays.
-                    conn.written = end;
-                    conn.packets.pop_front();
-                    out.push(Event::NotSent { peer: id, reason: e });
-                }
-                Err(e) => {
-                    // A peer that closed may have said why first (a full server's refusal): read
-                    // what it sent before the write's error ends the connection.
-                    self.read(registry, id, out, false);
-                    return self.close(registry, id, Closed::Failed(e), out);
-                }
-            }
-        }
-        if conn.unwritten() == 0 {
-            conn.output.clear();
-            conn.written = 0;
-            if std::mem::take(&mut conn.closing)
-                && let Err(e) = conn.sock.shut_write()
-            {
-                return self.close(registry, id, Closed::Failed(e), out);
-            }
-            if conn.output.capacity() > KEEP_CAPACITY {
-                conn.output = Vec::new();
-            }
-            if conn.eof && !conn.held {
-                return self.close(registry, id, Closed::ByPeer, out);
-            }
-        } else if conn.written >= conn.unwritten() {
-            // A reader that keeps up only partly never lets the buffer empty: drop what was written
-            // (moving no more bytes than were written since the last time) or it grows without end.
-            conn.output.drain(..conn.written);
-            conn.written = 0;
-        }
-        conn.recount(&mut self.buffered);
-        // Ask for WRITABLE only while output waits, so an idle connection costs no wake-ups.
-        let wants_write = conn.unwritten() > 0;
-        if wants_write != conn.wants_write {
-            if let Err(e) = registry.reregister(&mut conn.sock, self.tokens.peer(id), interest(wants_write)) {
-                return self.close(registry, id, Closed::Failed(e), out);
-            }
-            conn.wants_write = wants_write;
-        }
-        if conn.paused && !self.stopped && conn.unwritten() <= LOW_WATER {
-            debug!("resuming {}", conn.name);
-            conn.paused = false;
-            if !std::mem::replace(&mut conn.unread, true) {
-                self.unread.push(id);
-            }
-        }
-    }
-
-    fn close(&mut self, registry: &Registry, id: PeerId, reason: Closed, out: &mut Vec<Event>) {
-        if let Some(mut conn) = self.conns.remove(id) {
-            if let Stream::Tcp(s) = &conn.sock
-                && self.kernel_account
-            {
-                self.account.add_tcp(s);
-            }
-            let _ = registry.deregister(&mut conn.sock);
-            self.buffered -= conn.counted;
-            out.push(Event::Closed { peer: id, name: conn.name, reason });
         }
     }
 
@@ -463,7 +319,7 @@ impl Streams {
         let now = Instant::now();
         // Idle: nothing read from it and nothing written to it (a peer that stopped reading too).
         for id in self.conns.matching(|c| !c.held && now.duration_since(c.last_active) > idle) {
-            self.close(registry, id, Closed::Idle, out);
+            self.close(id, Closed::Idle, out);
         }
     }
 
