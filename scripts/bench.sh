@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # netpair's round trips against the best tools on this machine, one after the other:
+#  0. first a check of the C baselines: the one that writes netpair server's transcript writes the
+#     same bytes (peers' ports aside, lines sorted) for the same load;
 #  1. ping-pong, 1 client, 64-byte messages: netpair bench against sockperf ping-pong (UDP, TCP),
 #     interleaved ROUNDS times, medians, and netpair's p50 and p99 as a ratio to sockperf's;
 #  2. throughput, 64 clients, window 16: netpair's server (in-process, and as a process of its own)
 #     against a plain epoll server in C (compiled here), interleaved ROUNDS times, medians of round
-#     trips/s and per server CPU-second, and netpair's per CPU-second as a ratio to C's;
+#     trips/s and per server CPU-second, and netpair's per CPU-second as a ratio to C's; over TCP
+#     also against the C server writing netpair's transcript, the same bytes, to a file;
 #  3. 10,000 clients: lost replies and the p99;
 #  4. `printf 'hi\nq\n' | netpair client` against `nc -N` for the same exchange, with hyperfine;
 #  5. a thousand flows: 1,000 clients, window 1 (neper's `tcp_rr -F 1000`), TCP and UDP, against
@@ -16,13 +19,13 @@
 # A peer that is not installed (sockperf, cc, nc, hyperfine) is a SKIP for its part.
 # Run it on a quiet machine: every figure here is shared with whatever else runs.
 # Settings: ROUNDS (3), SECONDS_EACH (3, per ping-pong run), THROUGHPUT_SECONDS (5, per run of
-# parts 2, 5 and 6), NETPAIR, and PARTS ("1 2 3 4 5 6 7": which of them to run).
+# parts 2, 5 and 6), NETPAIR, and PARTS ("0 1 2 3 4 5 6 7": which of them to run).
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-3}
 THROUGHPUT_SECONDS=${THROUGHPUT_SECONDS:-5}
-PARTS=${PARTS:-1 2 3 4 5 6 7}
+PARTS=${PARTS:-0 1 2 3 4 5 6 7}
 
 # part N: whether PARTS asks for part N.
 part() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -103,13 +106,17 @@ build_c() {
   # The baseline: what a plain level-triggered epoll server does with the same load, replies
   # uppercased byte by byte (the bench's messages are ASCII lines, so a stream keeps its framing).
   # Over TCP it accepts, reads, writes and closes when its client does: with `--reconnect` (part 6)
-  # that is one connection's whole life, as netperf's TCP_CRR server lives it.
+  # that is one connection's whole life, as netperf's TCP_CRR server lives it. `upper tcp
+  # transcript` also writes netpair server's transcript, the same bytes, once per turn: the like for
+  # like of part 2's `netpair server`, whose transcript the plain server does not write.
   cat >"$NP_TMP/upper.c" <<'C'
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -117,8 +124,59 @@ build_c() {
 
 static void upper(char *b, ssize_t n) { for (ssize_t i = 0; i < n; i++) b[i] = (char)toupper((unsigned char)b[i]); }
 
+/* With "transcript" (TCP): netpair server's transcript on stdout, byte for byte for the bench's
+   messages (plain ASCII, so nothing to escape), held and written once per turn as netpair does. */
+static char out[1 << 16];
+static size_t outn;
+static void flush_out(void) {
+    for (size_t o = 0; o < outn;) { ssize_t w = write(1, out + o, outn - o); if (w <= 0) break; o += (size_t)w; }
+    outn = 0;
+}
+static void put(const char *s, size_t n) {
+    if (outn + n > sizeof out) flush_out();
+    if (n > sizeof out) { ssize_t w = write(1, s, n); (void)w; return; }
+    memcpy(out + outn, s, n);
+    outn += n;
+}
+struct conn { char name[64]; size_t namelen; char part[4096]; size_t partn; };
+static struct conn *conns[1 << 16];
+static int nconns;
+static void line(struct conn *c, const char *m, const char *u, size_t n) {
+    for (int pass = 0; pass < 2; pass++) {
+        if (nconns > 1) { put("[", 1); put(c->name, c->namelen); put("] ", 2); }
+        if (pass == 0) { put("from connected user: ", 21); put(m, n); }
+        else { put("Received from User: ", 20); put(u, n); }
+        put("\n", 1);
+    }
+}
+/* The lines of a read (b) and of its uppercase (u); a line cut by the read waits in c->part. */
+static void lines(struct conn *c, const char *b, const char *u, size_t n) {
+    size_t i = 0;
+    if (c->partn > 0) {
+        static char up[sizeof c->part];
+        const char *nl = memchr(b, '\n', n);
+        size_t take = nl ? (size_t)(nl - b) : n;
+        if (c->partn + take > sizeof c->part) take = sizeof c->part - c->partn;
+        memcpy(c->part + c->partn, b, take);
+        c->partn += take;
+        if (!nl) return;
+        memcpy(up, c->part, c->partn);
+        upper(up, (ssize_t)c->partn);
+        line(c, c->part, up, c->partn);
+        c->partn = 0;
+        i = (size_t)(nl - b) + 1;
+    }
+    while (i < n) {
+        const char *nl = memchr(b + i, '\n', n - i);
+        if (!nl) { size_t rest = n - i; if (rest > sizeof c->part) rest = sizeof c->part; memcpy(c->part, b + i, rest); c->partn = rest; return; }
+        line(c, b + i, u + i, (size_t)(nl - (b + i)));
+        i = (size_t)(nl - b) + 1;
+    }
+}
+
 int main(int argc, char **argv) {
     int udp = argc > 1 && strcmp(argv[1], "udp") == 0, one = 1, big = 8 << 20;
+    int transcript = !udp && argc > 2 && strcmp(argv[2], "transcript") == 0;
     int ls = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
@@ -132,6 +190,7 @@ int main(int argc, char **argv) {
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
     static char buf[65536];
     for (;;) {
+        if (transcript) flush_out();
         int n = epoll_wait(ep, evs, 256, -1);
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
@@ -146,14 +205,42 @@ int main(int argc, char **argv) {
                 }
             } else if (fd == ls) {
                 int c;
-                while ((c = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                struct sockaddr_in peer;
+                socklen_t pl = sizeof peer;
+                while ((c = accept4(ls, (void *)&peer, &pl, SOCK_NONBLOCK)) >= 0) {
                     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
                     epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                    if (transcript && c < (1 << 16)) {
+                        struct conn *k = calloc(1, sizeof *k);
+                        char ip[INET_ADDRSTRLEN];
+                        inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+                        k->namelen = (size_t)snprintf(k->name, sizeof k->name, "%s:%d", ip, ntohs(peer.sin_port));
+                        conns[c] = k;
+                        nconns++;
+                        put("Connection from: ", 17); put(k->name, k->namelen); put("\n", 1);
+                    }
+                    pl = sizeof peer;
                 }
             } else {
                 ssize_t r = read(fd, buf, sizeof buf);
-                if (r <= 0) { close(fd); continue; }
+                struct conn *k = transcript && fd < (1 << 16) ? conns[fd] : NULL;
+                if (r <= 0) {
+                    if (k) {
+                        put("Disconnected: ", 14); put(k->name, k->namelen); put("\n", 1);
+                        free(k); conns[fd] = NULL; nconns--;
+                    }
+                    close(fd);
+                    continue;
+                }
+                if (k) {
+                    static char ubuf[sizeof buf];
+                    memcpy(ubuf, buf, (size_t)r);
+                    upper(ubuf, r);
+                    lines(k, buf, ubuf, (size_t)r);
+                    if (write(fd, ubuf, r) != r) close(fd);
+                    continue;
+                }
                 upper(buf, r);
                 if (write(fd, buf, r) != r) close(fd); /* plain: no output buffer */
             }
@@ -205,7 +292,10 @@ check_clean() {
 }
 
 # one_round PROTO: one run of each server under `load`: netpair in-process, `netpair server` as a
-# process with its transcript going to a file, and the C server when there is one.
+# process with its transcript going to a file, and the C server when there is one (over TCP with
+# transcript_too=1, also the C server writing the same transcript to a file).
+C_TRANSCRIPT="tcp C server writing the same transcript to a file"
+transcript_too=0
 one_round() {
   local proto=$1
   in_process "$proto netpair in-process" "$proto"
@@ -216,6 +306,11 @@ one_round() {
     np_server "c-$proto" "$NP_TMP/upper" "$proto"
     against_server "$proto plain epoll server in C" "${NP_PID[c-$proto]}" "$NP_PORT" "$proto"
     np_stop "c-$proto" >/dev/null 2>&1 || true
+    if ((transcript_too)) && [[ $proto == tcp ]]; then
+      np_server "ct-$proto" "$NP_TMP/upper" "$proto" transcript
+      against_server "$C_TRANSCRIPT" "${NP_PID[ct-$proto]}" "$NP_PORT" "$proto"
+      np_stop "ct-$proto" >/dev/null 2>&1 || true
+    fi
   fi
 }
 
@@ -224,8 +319,8 @@ one_round() {
 report_rounds() {
   local proto=$1 unit=$2 base="$1 plain epoll server in C" name r c line i
   local -a ours theirs each
-  for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base"; do
-    [[ -n ${per_cpu[$name]:-} ]] || continue
+  for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base" "$C_TRANSCRIPT"; do
+    [[ -n ${per_cpu[$name]:-} && ($name != "$C_TRANSCRIPT" || $proto == tcp) ]] || continue
     # shellcheck disable=SC2086 # the lists are space-separated numbers
     r=$(median ${rate[$name]}) c=$(median ${per_cpu[$name]})
     line=$(printf '%s: %.0f %s/s, %.0f per server CPU-second (runs:%s)' "$name" "$r" "$unit" "$c" "${per_cpu[$name]}")
@@ -240,13 +335,49 @@ report_rounds() {
     fi
     echo "$line"
   done
-  for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base"; do
+  # Like for like: netpair's transcript against the C server writing the same one.
+  local ours_name="$proto netpair server process (transcript to a file)"
+  if [[ $proto == tcp && -n ${per_cpu[$C_TRANSCRIPT]:-} && -n ${per_cpu[$ours_name]:-} ]]; then
+    read -ra ours <<<"${per_cpu[$ours_name]}"
+    read -ra theirs <<<"${per_cpu[$C_TRANSCRIPT]}"
+    each=()
+    for i in "${!ours[@]}"; do each+=("$(ratio "${ours[$i]}" "${theirs[$i]}")"); done
+    echo "$ours_name against the C server writing the same transcript, per CPU-second: $(median "${each[@]}") (rounds: ${each[*]})"
+  fi
+  for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base" "$C_TRANSCRIPT"; do
     unset "rate[$name]" "per_cpu[$name]"
   done
 }
 
 echo "machine: $(nproc) cores, kernel $(uname -r); load now: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "netpair: $NETPAIR"
+
+# --- 0. the C baselines' transcript ------------------------------------------------------------
+if part 0; then
+echo
+echo "== 0. the C server with a transcript writes netpair server's bytes, for the same load"
+if build_c; then
+  for who in c netpair; do
+    if [[ $who == c ]]; then
+      np_server "check-$who" "$NP_TMP/upper" tcp transcript
+    else
+      np_server "check-$who" "$NETPAIR" --proto tcp --port 0 server
+    fi
+    # Lines of 3,000 bytes, 16 at a time: reads end inside lines, and their halves must join.
+    np_run "check-load-$who" /dev/null 60 "$NETPAIR" --proto tcp --port "$NP_PORT" bench --connect --clients 3 \
+      --window 16 --size 3000 --messages 300 --warmup 0 ||
+      fail "netpair bench against the $who server: $(tail -3 "$(err "check-load-$who")")"
+    # Both write a turn's lines before waiting again: the last turn's are out once all three left.
+    wait_for 10 bash -c '(( $(grep -c "^Disconnected: " "$1") == 3 ))' _ "$(out "check-$who")" ||
+      fail "the $who server did not see its 3 clients leave"
+    np_stop "check-$who" >/dev/null 2>&1 || true
+    sed -E 's/127\.0\.0\.1:[0-9]+/PEER/g' "$(out "check-$who")" | sort >"$NP_TMP/check-$who.sorted"
+  done
+  cmp -s "$NP_TMP/check-c.sorted" "$NP_TMP/check-netpair.sorted" ||
+    fail "the C server's transcript differs from netpair's: $(diff "$NP_TMP/check-c.sorted" "$NP_TMP/check-netpair.sorted" | head -5)"
+  echo "ok: the same $(wc -l <"$NP_TMP/check-c.sorted") lines, $(wc -c <"$NP_TMP/check-c.sorted") bytes"
+fi
+fi
 
 # --- 1. ping-pong ------------------------------------------------------------------------------
 if part 1; then
@@ -264,9 +395,11 @@ echo
 echo "== 2. throughput: 64 clients, window 16, 64-byte messages; $ROUNDS rounds of ${THROUGHPUT_SECONDS}s each, medians"
 load=(bench --clients 64 --window 16 --duration "${THROUGHPUT_SECONDS}s" --warmup 0.5s --json)
 build_c || true
+transcript_too=1
 for ((round = 1; round <= ROUNDS; round++)); do
   for proto in tcp udp; do one_round "$proto"; done
 done
+transcript_too=0
 for proto in tcp udp; do report_rounds "$proto" "round trips"; done
 fi
 

@@ -19,12 +19,18 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Runs `scripts/NAME` to the end, with `NETPAIR` set so it does not build a binary of its own.
 fn run_script(name: &str) -> Output {
+    run_script_with(name, &[])
+}
+
+/// [`run_script`] with more of the environment set (`vars`: name, value).
+fn run_script_with(name: &str, vars: &[(&str, &str)]) -> Output {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut command = Command::new("bash");
     command
         .arg(format!("scripts/{name}"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NETPAIR", env!("CARGO_BIN_EXE_netpair"));
+        .env("NETPAIR", env!("CARGO_BIN_EXE_netpair"))
+        .envs(vars.iter().copied());
     let mut process = Process::spawn(command, Stdio::null());
     let deadline = Instant::now() + SCRIPT_DEADLINE;
     while !process.has_exited() {
@@ -52,6 +58,14 @@ fn assert_green(name: &str) -> Output {
     let out = run_script(name);
     assert_eq!(out.code, Some(0), "{name} failed:{out}");
     out
+}
+
+/// bench.sh's part 0: the C server it measures `netpair server` against writes the same transcript.
+#[test]
+fn bench_sh_baseline_writes_netpair_servers_transcript() {
+    let out = run_script_with("bench.sh", &[("PARTS", "0")]);
+    assert_eq!(out.code, Some(0), "bench.sh PARTS=0 failed:{out}");
+    assert!(out.stdout().contains("ok: the same "), "no check made (no C compiler?):{out}");
 }
 
 #[test]
