@@ -1,7 +1,6 @@
 //! Every line the user sees: the text transcript (the tutorial's words) or one JSON object per event
 //! on stdout, and the client's timeouts and summary on stderr. Each line is flushed as it is written.
 
-use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,7 +9,6 @@ use crate::config::{Common, Expect, Quiet};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::net::Closed;
-use crate::net::kernel::Account;
 use crate::proto::Proto;
 use crate::text::{count, escaped, grouped, human, millis, push_escaped};
 use crate::upper::Uppercased;
@@ -179,25 +177,22 @@ impl Report {
             self.pending.extend_from_slice(b"] ");
         }
         let tag = start..self.pending.len();
-        const SAID: &[u8] = b"from connected user: ";
-        const UPPER: &[u8] = b"Received from User: ";
+        let lines: [(&[u8], &[u8]); 2] = [(b"from connected user: ", message), (b"Received from User: ", upper)];
         // Room for both lines at once; when nothing needs escaping, that is all they take.
-        self.pending.reserve(2 * tag.len() + SAID.len() + UPPER.len() + message.len() + upper.len() + 2);
-        self.pending.extend_from_slice(SAID);
-        if text.plain() {
-            self.pending.extend_from_slice(message);
-        } else {
-            push_escaped(&mut self.pending, message);
+        self.pending
+            .reserve(2 * tag.len() + lines.iter().map(|(said, bytes)| said.len() + bytes.len() + 1).sum::<usize>());
+        for (i, (said, bytes)) in lines.into_iter().enumerate() {
+            if i > 0 {
+                self.pending.extend_from_within(tag.clone());
+            }
+            self.pending.extend_from_slice(said);
+            if text.plain() {
+                self.pending.extend_from_slice(bytes);
+            } else {
+                push_escaped(&mut self.pending, bytes);
+            }
+            self.pending.push(b'\n');
         }
-        self.pending.push(b'\n');
-        self.pending.extend_from_within(tag);
-        self.pending.extend_from_slice(UPPER);
-        if text.plain() {
-            self.pending.extend_from_slice(upper);
-        } else {
-            push_escaped(&mut self.pending, upper);
-        }
-        self.pending.push(b'\n');
         self.prompt_again();
         self.write(&[])
     }
@@ -366,70 +361,6 @@ impl Report {
         self.note(format_args!("line {} not sent: {why}", grouped(line)))
     }
 
-    /// The client's closing line.
-    pub fn client_summary(&mut self, s: &Summary) -> Result<()> {
-        let spread = s.rtt_spread();
-        if self.json {
-            return self.event("summary", |j| {
-                j.int("sent", s.sent).int("received", s.received).int("lost", s.lost).int("late", s.late);
-                j.int("not_sent", s.not_sent).int("unexpected", s.unexpected).int("wrong", s.wrong);
-                j.int("duplicates", s.duplicates);
-                j.bool("interrupted", s.interrupted);
-                kernel_json(j, &s.kernel);
-                if let Some((min, median, max)) = spread {
-                    j.num("rtt_min_ms", millis(min))
-                        .num("rtt_median_ms", millis(median))
-                        .num("rtt_max_ms", millis(max));
-                }
-                j
-            });
-        }
-        let mut text = format!(
-            "sent {}, received {}, lost {}, late {}",
-            grouped(s.sent),
-            grouped(s.received),
-            grouped(s.lost),
-            grouped(s.late)
-        );
-        if s.not_sent > 0 {
-            let _ = write!(text, ", not sent {}", grouped(s.not_sent));
-        }
-        if s.unexpected > 0 {
-            let _ = write!(text, ", unexpected {}", grouped(s.unexpected));
-        }
-        if s.duplicates > 0 {
-            let _ = write!(text, ", duplicates {}", grouped(s.duplicates));
-        }
-        if s.wrong > 0 {
-            let _ = write!(text, ", wrong {}", grouped(s.wrong));
-        }
-        if s.interrupted {
-            text.push_str(", interrupted");
-        }
-        if let Some((min, median, max)) = spread {
-            let _ = write!(
-                text,
-                "; round trip min {:.3} ms, median {:.3} ms, max {:.3} ms",
-                millis(min),
-                millis(median),
-                millis(max)
-            );
-        }
-        if !s.kernel.is_empty() {
-            let _ = write!(text, "; {}", s.kernel);
-        }
-        self.summary_note(format_args!("{text}"))
-    }
-
-    /// The server's closing line.
-    pub fn server_summary(&mut self, clients: u64, messages: u64, kernel: &Account) -> Result<()> {
-        if self.json {
-            return self.event("summary", |j| kernel_json(j.int("clients", clients).int("messages", messages), kernel));
-        }
-        let kernel = if kernel.is_empty() { String::new() } else { format!("; {kernel}") };
-        self.summary_note(format_args!("served {}, {}{kernel}", count(clients, "client"), count(messages, "message")))
-    }
-
     /// A fatal error, as a JSON event (the text form goes to stderr from `main`).
     pub fn error(&mut self, err: &Error) -> Result<()> {
         if self.json {
@@ -520,14 +451,6 @@ impl Drop for Report {
         // Whatever ended the run, the lines already made are shown.
         let _ = self.flush();
     }
-}
-
-/// The kernel's account as the `kernel` object of a JSON summary (left out when the kernel said nothing).
-fn kernel_json<'a>(j: &'a mut Json, kernel: &Account) -> &'a mut Json {
-    if kernel.is_empty() {
-        return j;
-    }
-    j.raw("kernel", &kernel.json())
 }
 
 /// Writes a command's whole output (a table, a JSON document, a generated text) to stdout, flushed.
