@@ -317,36 +317,39 @@ one_round() {
 # report_rounds PROTO UNIT: for each server of one_round, its medians (UNIT: what was counted) and,
 # against the C server, its per-CPU-second ratio of each round and their median; then clears them.
 report_rounds() {
-  local proto=$1 unit=$2 base="$1 plain epoll server in C" name r c line i
-  local -a ours theirs each
-  for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base" "$C_TRANSCRIPT"; do
-    [[ -n ${per_cpu[$name]:-} && ($name != "$C_TRANSCRIPT" || $proto == tcp) ]] || continue
+  local proto=$1 unit=$2 base="$1 plain epoll server in C" name r c line
+  local ours="$proto netpair server process (transcript to a file)"
+  local -a names=("$proto netpair in-process" "$ours" "$base")
+  [[ $proto == tcp ]] && names+=("$C_TRANSCRIPT")
+  for name in "${names[@]}"; do
+    [[ -n ${per_cpu[$name]:-} ]] || continue
     # shellcheck disable=SC2086 # the lists are space-separated numbers
     r=$(median ${rate[$name]}) c=$(median ${per_cpu[$name]})
     line=$(printf '%s: %.0f %s/s, %.0f per server CPU-second (runs:%s)' "$name" "$r" "$unit" "$c" "${per_cpu[$name]}")
     if [[ $name != "$base" && -n ${per_cpu[$base]:-} ]]; then
-      # Each round's ratio, from runs a few seconds apart, then their median: steadier than a
-      # ratio of medians on a machine whose speed drifts.
-      read -ra ours <<<"${per_cpu[$name]}"
-      read -ra theirs <<<"${per_cpu[$base]}"
-      each=()
-      for i in "${!ours[@]}"; do each+=("$(ratio "${ours[$i]}" "${theirs[$i]}")"); done
-      line+="; per CPU-second against C: $(median "${each[@]}") (rounds: ${each[*]})"
+      line+="; per CPU-second against C: $(round_ratios "$name" "$base")"
     fi
     echo "$line"
   done
   # Like for like: netpair's transcript against the C server writing the same one.
-  local ours_name="$proto netpair server process (transcript to a file)"
-  if [[ $proto == tcp && -n ${per_cpu[$C_TRANSCRIPT]:-} && -n ${per_cpu[$ours_name]:-} ]]; then
-    read -ra ours <<<"${per_cpu[$ours_name]}"
-    read -ra theirs <<<"${per_cpu[$C_TRANSCRIPT]}"
-    each=()
-    for i in "${!ours[@]}"; do each+=("$(ratio "${ours[$i]}" "${theirs[$i]}")"); done
-    echo "$ours_name against the C server writing the same transcript, per CPU-second: $(median "${each[@]}") (rounds: ${each[*]})"
+  if [[ $proto == tcp && -n ${per_cpu[$C_TRANSCRIPT]:-} && -n ${per_cpu[$ours]:-} ]]; then
+    echo "$ours against the C server writing the same transcript, per CPU-second: $(round_ratios "$ours" "$C_TRANSCRIPT")"
   fi
-  for name in "$proto netpair in-process" "$proto netpair server process (transcript to a file)" "$base" "$C_TRANSCRIPT"; do
+  for name in "${names[@]}"; do
     unset "rate[$name]" "per_cpu[$name]"
   done
+}
+
+# round_ratios NAME BASE: NAME's per-CPU-second figure over BASE's, each round's (from runs a few
+# seconds apart), then their median: steadier than a ratio of medians on a machine whose speed
+# drifts. Prints "MEDIAN (rounds: R1 R2 ...)".
+round_ratios() {
+  local i
+  local -a ours theirs each=()
+  read -ra ours <<<"${per_cpu[$1]}"
+  read -ra theirs <<<"${per_cpu[$2]}"
+  for i in "${!ours[@]}"; do each+=("$(ratio "${ours[$i]}" "${theirs[$i]}")"); done
+  echo "$(median "${each[@]}") (rounds: ${each[*]})"
 }
 
 echo "machine: $(nproc) cores, kernel $(uname -r); load now: $(cut -d' ' -f1-3 /proc/loadavg)"
