@@ -1,4 +1,5 @@
-//! Many datagrams per system call: `recvmmsg` and `sendmmsg`, with the peers' addresses as
+//! Many datagrams per system call: `recvmmsg` and `sendmmsg` (and towards loopback, several
+//! datagrams per send that the kernel cuts apart, `UDP_SEGMENT`), with the peers' addresses as
 //! `socket2::SockAddr`, the address each datagram was sent to (`IP_PKTINFO`, `IPV6_PKTINFO`) so that
 //! a reply leaves from it, and the kernel's count of datagrams it dropped (`SO_RXQ_OVFL`). With
 //! `sys`, the only module allowed `unsafe`.
@@ -9,6 +10,7 @@ use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
+use log::debug;
 use socket2::{SockAddr, SockAddrStorage};
 
 /// Most datagrams taken in one `recvmmsg` or given to one `sendmmsg`.
@@ -184,33 +186,132 @@ unsafe fn read_control(hdr: &libc::msghdr, local: &mut Option<Local>, dropped: &
     }
 }
 
-/// Writes the control message that makes a datagram leave from `local`, into `buf`; its length.
-fn write_pktinfo(local: Local, buf: &mut [u64; CONTROL_WORDS], hdr: &mut libc::msghdr) {
-    let (level, kind, size) = match local {
+/// The most datagrams one send is cut into (the kernel's `UDP_MAX_SEGMENTS` is 64 before Linux 6.11).
+const MAX_SEGMENTS: usize = 64;
+/// The longest datagram sent as one segment of a larger send: 1,280 bytes (IPv6's smallest MTU)
+/// less IPv6's and UDP's headers, so that no route's MTU refuses the segments.
+const MAX_SEGMENT: usize = 1232;
+/// The most bytes one send cut into segments carries, well inside a datagram's 65,507.
+const MAX_SEGMENTED: usize = 60_000;
+
+/// Where a datagram goes and the address it leaves from.
+#[derive(Clone, Copy)]
+struct Dest<'a> {
+    to: Option<&'a SockAddr>,
+    from: Option<Local>,
+}
+
+/// Consecutive datagrams of a batch that go in one message header: one datagram, or several cut
+/// apart by the kernel (`UDP_SEGMENT`) of `size` bytes each, the last one perhaps shorter.
+#[derive(Clone, Copy)]
+struct Run {
+    start: usize,
+    count: usize,
+    size: usize,
+    bytes: usize,
+}
+
+impl Run {
+    /// Whether the next datagram, `len` bytes to `dest`, can be one more segment of this run, whose
+    /// first datagram went to `first`.
+    fn takes(&self, len: usize, dest: Dest<'_>, first: Dest<'_>) -> bool {
+        // Every segment but the last is `size` long: a shorter one closes the run.
+        let open = self.bytes == self.size * self.count;
+        open && self.count < MAX_SEGMENTS
+            && (1..=self.size).contains(&len)
+            && self.bytes + len <= MAX_SEGMENTED
+            && dest.from == first.from
+            && dest.to.is_some()
+            && dest.to == first.to
+    }
+}
+
+/// Whether datagrams to `to` may go as segments of one send: only to a loopback address, where they
+/// are cut apart before they are queued to the receiver. Towards another host a filter on the way (an
+/// nftables rule on this host or in a lab's router) would see, and drop or copy, the whole send as
+/// one packet, and loss that comes in bursts is not what a datagram's loss looks like.
+fn segments_to(to: Option<&SockAddr>, len: usize) -> bool {
+    (1..=MAX_SEGMENT).contains(&len)
+        && to.and_then(SockAddr::as_socket).is_some_and(|a| a.ip().to_canonical().is_loopback())
+}
+
+/// Groups the datagrams (`lens`, `dests`) into runs, as many datagrams per run as may go as one send
+/// when `segment`, else one each; how many runs.
+fn group(
+    lens: impl Iterator<Item = usize>,
+    dests: &[Dest<'_>],
+    segment: bool,
+    runs: &mut [MaybeUninit<Run>; BATCH],
+) -> usize {
+    let mut n = 0;
+    let mut current: Option<Run> = None;
+    for (i, len) in lens.enumerate() {
+        if let Some(run) = current.as_mut()
+            && run.takes(len, dests[i], dests[run.start])
+        {
+            run.count += 1;
+            run.bytes += len;
+            continue;
+        }
+        if let Some(run) = current {
+            runs[n].write(run);
+            n += 1;
+        }
+        let may = segment && segments_to(dests[i].to, len);
+        // A run that may not grow is closed from the start (bytes past size * count).
+        current = Some(Run { start: i, count: 1, size: if may { len } else { 0 }, bytes: len });
+    }
+    if let Some(run) = current {
+        runs[n].write(run);
+        n += 1;
+    }
+    n
+}
+
+/// Writes a header's control messages into `buf`: the one that makes its datagrams leave from
+/// `local`, and the one that has the kernel cut them into `segment`-byte datagrams.
+fn write_control(local: Option<Local>, segment: Option<u16>, buf: &mut [u64; CONTROL_WORDS], hdr: &mut libc::msghdr) {
+    let pktinfo = local.map(|local| match local {
         Local::V4 { .. } => (libc::IPPROTO_IP, libc::IP_PKTINFO, size_of::<libc::in_pktinfo>()),
         Local::V6 { .. } => (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, size_of::<libc::in6_pktinfo>()),
+    });
+    let space = |size: usize| {
+        // SAFETY: CMSG_SPACE only computes a length.
+        unsafe { libc::CMSG_SPACE(size as u32) as usize }
     };
+    let total = pktinfo.map_or(0, |(_, _, size)| space(size)) + segment.map_or(0, |_| space(size_of::<u16>()));
+    debug_assert!(total <= size_of::<[u64; CONTROL_WORDS]>());
     hdr.msg_control = buf.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE of a pktinfo fits the buffer (16 words); the header is then the first in it.
+    hdr.msg_controllen = total;
+    // SAFETY: the control messages' total space fits the buffer (16 words: a pktinfo and a u16 take
+    // at most 64 bytes); each header is written at the start of its own CMSG_SPACE.
     unsafe {
-        hdr.msg_controllen = libc::CMSG_SPACE(size as u32) as usize;
-        let cmsg = libc::CMSG_FIRSTHDR(hdr);
-        (*cmsg).cmsg_level = level;
-        (*cmsg).cmsg_type = kind;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size as u32) as usize;
-        let data = libc::CMSG_DATA(cmsg);
-        match local {
-            Local::V4 { addr, .. } => data.cast::<libc::in_pktinfo>().write_unaligned(libc::in_pktinfo {
-                // The interface is the routing table's choice; the source address is what matters.
-                ipi_ifindex: 0,
-                ipi_spec_dst: libc::in_addr { s_addr: u32::from_ne_bytes(addr.octets()) },
-                ipi_addr: libc::in_addr { s_addr: 0 },
-            }),
-            Local::V6 { addr, ifindex } => data.cast::<libc::in6_pktinfo>().write_unaligned(libc::in6_pktinfo {
-                ipi6_addr: libc::in6_addr { s6_addr: addr.octets() },
-                // A link-local address means nothing without its interface.
-                ipi6_ifindex: if addr.is_unicast_link_local() { ifindex } else { 0 },
-            }),
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        if let (Some(local), Some((level, kind, size))) = (local, pktinfo) {
+            (*cmsg).cmsg_level = level;
+            (*cmsg).cmsg_type = kind;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size as u32) as usize;
+            let data = libc::CMSG_DATA(cmsg);
+            match local {
+                Local::V4 { addr, .. } => data.cast::<libc::in_pktinfo>().write_unaligned(libc::in_pktinfo {
+                    // The interface is the routing table's choice; the source address is what matters.
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr { s_addr: u32::from_ne_bytes(addr.octets()) },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                }),
+                Local::V6 { addr, ifindex } => data.cast::<libc::in6_pktinfo>().write_unaligned(libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr { s6_addr: addr.octets() },
+                    // A link-local address means nothing without its interface.
+                    ipi6_ifindex: if addr.is_unicast_link_local() { ifindex } else { 0 },
+                }),
+            }
+            cmsg = cmsg.cast::<u8>().add(space(size)).cast();
+        }
+        if let Some(segment) = segment {
+            (*cmsg).cmsg_level = libc::SOL_UDP;
+            (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+            libc::CMSG_DATA(cmsg).cast::<u16>().write_unaligned(segment);
         }
     }
 }
@@ -223,62 +324,101 @@ pub fn send_batch<'a>(
     fd: RawFd,
     datagrams: impl IntoIterator<Item = (&'a [u8], Option<&'a SockAddr>)>,
 ) -> io::Result<usize> {
-    send_batch_from(fd, datagrams.into_iter().map(|(data, to)| (data, to, None)))
+    send_batch_from(fd, datagrams.into_iter().map(|(data, to)| (data, to, None)), &mut false)
 }
 
 /// [`send_batch`], each datagram leaving from the local address given with it (see [`Local`]).
+///
+/// With `segment` (a UDP socket), consecutive datagrams to one loopback peer from one address, of
+/// one length but the last (which may be shorter), go through the kernel's stack as one send that it
+/// cuts apart (`UDP_SEGMENT`, segmentation offload): the same datagrams arrive, for one trip through
+/// the stack. A kernel that refuses (EINVAL, EIO) turns `segment` off, and they go one by one.
 pub fn send_batch_from<'a>(
     fd: RawFd,
     datagrams: impl IntoIterator<Item = (&'a [u8], Option<&'a SockAddr>, Option<Local>)>,
+    segment: &mut bool,
 ) -> io::Result<usize> {
     let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
-    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
-    // Control messages only for the datagrams that carry one (zeroing all would cost more).
-    let mut control = [const { MaybeUninit::<[u64; CONTROL_WORDS]>::uninit() }; BATCH];
+    let mut dests = [const { MaybeUninit::<Dest<'a>>::uninit() }; BATCH];
     let mut count = 0;
-    let mut any_local = false;
-    for (data, to, local) in datagrams.into_iter().take(BATCH) {
+    for (data, to, from) in datagrams.into_iter().take(BATCH) {
         // The kernel only reads through these pointers.
-        let iov = iovs[count].write(libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() });
-        let hdr = &mut msgs[count].write(empty_header()).msg_hdr;
-        hdr.msg_iov = iov;
-        hdr.msg_iovlen = 1;
-        if let Some(to) = to {
+        iovs[count].write(libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() });
+        dests[count].write(Dest { to, from });
+        count += 1;
+    }
+    // SAFETY: the first `count` entries of both arrays were written just above.
+    let (iovs, dests) = unsafe {
+        (
+            std::slice::from_raw_parts(iovs.as_ptr().cast::<libc::iovec>(), count),
+            std::slice::from_raw_parts(dests.as_ptr().cast::<Dest<'a>>(), count),
+        )
+    };
+    let mut runs = [const { MaybeUninit::<Run>::uninit() }; BATCH];
+    let n = group(iovs.iter().map(|iov| iov.iov_len), dests, *segment, &mut runs);
+    // SAFETY: `group` wrote the first `n` runs.
+    let grouped = unsafe { std::slice::from_raw_parts(runs.as_ptr().cast::<Run>(), n) };
+    match send_runs(fd, iovs, dests, grouped) {
+        Err(e)
+            if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIO))
+                && grouped.first().is_some_and(|r| r.count > 1) =>
+        {
+            debug!("the kernel refused datagrams sent as segments of one send ({e}): they go one by one");
+            *segment = false;
+            let n = group(iovs.iter().map(|iov| iov.iov_len), dests, false, &mut runs);
+            // SAFETY: as above.
+            let single = unsafe { std::slice::from_raw_parts(runs.as_ptr().cast::<Run>(), n) };
+            send_runs(fd, iovs, dests, single)
+        }
+        sent => sent,
+    }
+}
+
+/// Sends the runs of datagrams, a message header each; how many datagrams went.
+fn send_runs(fd: RawFd, iovs: &[libc::iovec], dests: &[Dest<'_>], runs: &[Run]) -> io::Result<usize> {
+    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+    // Control messages only for the headers that carry one (zeroing all would cost more).
+    let mut control = [const { MaybeUninit::<[u64; CONTROL_WORDS]>::uninit() }; BATCH];
+    for (k, run) in runs.iter().enumerate() {
+        let dest = dests[run.start];
+        let hdr = &mut msgs[k].write(empty_header()).msg_hdr;
+        hdr.msg_iov = iovs[run.start..].as_ptr().cast_mut();
+        hdr.msg_iovlen = run.count;
+        if let Some(to) = dest.to {
             hdr.msg_name = to.as_ptr().cast_mut().cast();
             hdr.msg_namelen = to.len();
         }
-        if let Some(local) = local {
-            write_pktinfo(local, control[count].write([0; CONTROL_WORDS]), hdr);
-            any_local = true;
+        // A run's size fits MAX_SEGMENT, so u16.
+        let segment = (run.count > 1).then_some(run.size as u16);
+        if dest.from.is_some() || segment.is_some() {
+            write_control(dest.from, segment, control[k].write([0; CONTROL_WORDS]), hdr);
         }
-        count += 1;
     }
-    if count == 0 {
-        return Ok(0);
-    }
-    if count == 1 && any_local {
-        // SAFETY: the first header was written above, and points at its iovec, address and control
-        // message, all alive for the call.
-        let sent = unsafe { libc::sendmsg(fd, &msgs[0].assume_init_ref().msg_hdr, libc::MSG_DONTWAIT) };
-        return if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(1) };
-    }
-    if count == 1 {
-        // One datagram (a ping-pong's reply): sendto is the shorter path through the kernel.
-        // SAFETY: the first entries were written above.
-        let (iov, hdr) = unsafe { (iovs[0].assume_init_ref(), &msgs[0].assume_init_ref().msg_hdr) };
-        // SAFETY: the datagram and its address (or none) are borrowed for the call, as for sendmmsg.
-        let sent = unsafe {
-            libc::sendto(fd, iov.iov_base, iov.iov_len, libc::MSG_DONTWAIT, hdr.msg_name.cast(), hdr.msg_namelen)
+    let Some(first) = runs.first() else { return Ok(0) };
+    if runs.len() == 1 {
+        // SAFETY: the first header was written above, and points at its iovecs, address and control
+        // messages, all alive for the call.
+        let hdr = unsafe { &msgs[0].assume_init_ref().msg_hdr };
+        let sent = if hdr.msg_controllen == 0 {
+            // One datagram (a ping-pong's reply): sendto is the shorter path through the kernel.
+            let iov = &iovs[first.start];
+            // SAFETY: the datagram and its address (or none) are borrowed for the call.
+            unsafe {
+                libc::sendto(fd, iov.iov_base, iov.iov_len, libc::MSG_DONTWAIT, hdr.msg_name.cast(), hdr.msg_namelen)
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { libc::sendmsg(fd, hdr, libc::MSG_DONTWAIT) }
         };
-        return if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(1) };
+        return if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(first.count) };
     }
-    // SAFETY: every header points at one iovec over a datagram and at an address, all borrowed for
-    // the call.
-    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr().cast(), count as libc::c_uint, libc::MSG_DONTWAIT) };
+    // SAFETY: every header points at its iovecs, an address and its control messages, all borrowed
+    // for the call.
+    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr().cast(), runs.len() as libc::c_uint, libc::MSG_DONTWAIT) };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(sent as usize)
+    Ok(runs[..sent as usize].iter().map(|r| r.count).sum())
 }
 
 #[cfg(test)]
@@ -307,5 +447,66 @@ mod tests {
         client.send_to(b"123456789", &server_path).unwrap();
         assert_eq!(recv_batch(server.as_raw_fd(), &mut bufs, 8, &mut lens, None).unwrap(), 1);
         assert_eq!(lens[0], 9);
+    }
+
+    /// What `receiver` holds now, a datagram each, in order.
+    fn drain(receiver: &std::net::UdpSocket) -> Vec<Vec<u8>> {
+        receiver.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0; 2048];
+        while let Ok(n) = receiver.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+        got
+    }
+
+    #[test]
+    fn datagrams_sent_as_segments_of_one_send_arrive_one_by_one_in_order() {
+        let (a, b) =
+            (std::net::UdpSocket::bind("127.0.0.1:0").unwrap(), std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (to_a, to_b) = (SockAddr::from(a.local_addr().unwrap()), SockAddr::from(b.local_addr().unwrap()));
+        let big = vec![b'x'; MAX_SEGMENT + 1];
+        // Three of one length and a shorter one close a run; b's breaks the next; an empty one and
+        // one over the segment bound go alone.
+        let batch: Vec<(&[u8], &SockAddr)> = vec![
+            (b"aaaa1", &to_a),
+            (b"aaaa2", &to_a),
+            (b"aaaa3", &to_a),
+            (b"a4", &to_a),
+            (b"aaaa5", &to_a),
+            (b"b1", &to_b),
+            (b"aaaa6", &to_a),
+            (b"", &to_a),
+            (&big, &to_a),
+            (b"aaaa7", &to_a),
+            (b"aaaa8", &to_a),
+        ];
+        let dests: Vec<Dest<'_>> = batch.iter().map(|&(_, to)| Dest { to: Some(to), from: None }).collect();
+        let mut runs = [const { MaybeUninit::<Run>::uninit() }; BATCH];
+        let n = group(batch.iter().map(|(d, _)| d.len()), &dests, true, &mut runs);
+        // SAFETY: `group` wrote the first `n` runs.
+        let counts: Vec<usize> = runs[..n].iter().map(|r| unsafe { r.assume_init_ref() }.count).collect();
+        assert_eq!(counts, [4, 1, 1, 1, 1, 1, 2]);
+        let mut segment = true;
+        let sent = send_batch_from(sender.as_raw_fd(), batch.iter().map(|&(d, to)| (d, Some(to), None)), &mut segment);
+        assert_eq!((sent.unwrap(), segment), (batch.len(), true));
+        let want_a: Vec<&[u8]> = batch.iter().filter(|(_, to)| *to == &to_a).map(|(d, _)| *d).collect();
+        assert_eq!(drain(&a), want_a);
+        assert_eq!(drain(&b), [b"b1"]);
+    }
+
+    #[test]
+    fn a_socket_that_cannot_send_segments_sends_one_by_one() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Without checksums the kernel refuses segmentation (EINVAL).
+        crate::sys::turn_on(&sender, libc::SOL_SOCKET, libc::SO_NO_CHECK).unwrap();
+        let to = SockAddr::from(receiver.local_addr().unwrap());
+        let batch: [&[u8]; 3] = [b"one", b"two", b"six"];
+        let mut segment = true;
+        let sent = send_batch_from(sender.as_raw_fd(), batch.iter().map(|&d| (d, Some(&to), None)), &mut segment);
+        assert_eq!((sent.unwrap(), segment), (3, false));
+        assert_eq!(drain(&receiver), batch);
     }
 }

@@ -203,6 +203,9 @@ struct Outbox {
     spare: Pool,
     /// WRITABLE is asked for: the socket said it was full.
     wants_write: bool,
+    /// A UDP socket's replies to one loopback peer may go as segments of one send (see
+    /// [`mmsg::send_batch_from`]); off for Unix sockets, and once the kernel refuses.
+    segment: bool,
 }
 
 impl Outbox {
@@ -232,7 +235,7 @@ impl Outbox {
     fn send(&mut self, sock: &Dgram, per_call: usize, drop_when_full: bool) -> Option<(Outgoing, io::Error)> {
         while !self.queue.is_empty() {
             let batch = self.queue.iter().take(per_call).map(|o| (o.datagram.as_slice(), o.to.as_ref(), o.from));
-            match mmsg::send_batch_from(sock.fd(), batch) {
+            match mmsg::send_batch_from(sock.fd(), batch, &mut self.segment) {
                 Ok(sent) => {
                     for sent in self.queue.drain(..sent) {
                         self.bytes -= sent.cost();
@@ -335,12 +338,13 @@ impl Core {
             Dgram::Udp(s) => count_drops(s),
             Dgram::Unix(s) => count_drops(s),
         };
+        let segment = matches!(sock, Dgram::Udp(_));
         Core {
             counts_drops,
             sock,
             tokens: settings.tokens,
             inbox: Inbox::new(settings.max_message),
-            outbox: Outbox::default(),
+            outbox: Outbox { segment, ..Outbox::default() },
             pool: Pool::default(),
             max_message: settings.max_message,
             paused: false,
