@@ -15,14 +15,19 @@
 #  6. a connection per message (`bench --reconnect`, netperf's TCP_CRR) against the C server,
 #     connections per server CPU-second;
 #  7. part 1 with every core but one kept busy (spinners at nice 19, which stop by themselves), so
-#     that no idle CPU halts and has to be woken: netpair against sockperf again.
+#     that no idle CPU halts and has to be woken: netpair against sockperf again; then pinned
+#     (taskset), each tool's server and client on core 0 and the spinners on the others, the
+#     software paths without the scheduler's choice of cores.
 # A peer that is not installed (sockperf, cc, nc, hyperfine) is a SKIP for its part.
 # Run it on a quiet machine: every figure here is shared with whatever else runs.
-# Settings: ROUNDS (3), SECONDS_EACH (3, per ping-pong run), THROUGHPUT_SECONDS (5, per run of
-# parts 2, 5 and 6), NETPAIR, and PARTS ("0 1 2 3 4 5 6 7": which of them to run).
+# Settings: ROUNDS (3), BUSY_ROUNDS (5, part 7's), SECONDS_EACH (3, per ping-pong run),
+# THROUGHPUT_SECONDS (5, per run of parts 2, 5 and 6), NETPAIR, and PARTS ("0 1 2 3 4 5 6 7":
+# which of them to run).
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-3}
+# Part 7's figures swing between two levels from run to run, pinned or not: more rounds for its medians.
+BUSY_ROUNDS=${BUSY_ROUNDS:-5}
 SECONDS_EACH=${SECONDS_EACH:-3}
 THROUGHPUT_SECONDS=${THROUGHPUT_SECONDS:-5}
 PARTS=${PARTS:-0 1 2 3 4 5 6 7}
@@ -53,16 +58,18 @@ cpu_seconds() {
   awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
-# ping_pong NAME: part 1's runs (netpair bench and sockperf ping-pong, UDP and TCP, ROUNDS times,
-# interleaved), then one line per protocol with the medians and netpair's ratios to sockperf.
+# ping_pong NAME [PREFIX...]: part 1's runs (netpair bench and sockperf ping-pong, UDP and TCP,
+# ROUNDS times, interleaved), each tool's commands under PREFIX (taskset, say), then one line per
+# protocol with the medians and netpair's ratios to sockperf.
 ping_pong() {
   local tag=$1 round proto json port flag n50 n99 s50 s99 line
+  local -a pin=("${@:2}")
   local -A np50=() np99=() sp50=() sp99=()
   for ((round = 1; round <= ROUNDS; round++)); do
     for proto in udp tcp; do
       json=$NP_TMP/$tag-$proto-$round.json
       np_run "$tag-$proto" /dev/null $((SECONDS_EACH + 30)) \
-        "$NETPAIR" --proto "$proto" bench --duration "${SECONDS_EACH}s" --warmup 0.5s --json ||
+        "${pin[@]}" "$NETPAIR" --proto "$proto" bench --duration "${SECONDS_EACH}s" --warmup 0.5s --json ||
         fail "netpair bench --proto $proto: $(tail -3 "$(err "$tag-$proto")")"
       cp "$(out "$tag-$proto")" "$json"
       np50[$proto]+=" $(field "$json" "$proto" rtt_p50_us)"
@@ -71,10 +78,10 @@ ping_pong() {
       port=$(free_port)
       flag=()
       [[ $proto == tcp ]] && flag=(--tcp)
-      np_bg "sockperf-server" /dev/null sockperf server "${flag[@]}" -i 127.0.0.1 -p "$port"
+      np_bg "sockperf-server" /dev/null "${pin[@]}" sockperf server "${flag[@]}" -i 127.0.0.1 -p "$port"
       wait_for 10 grep -q "to block on socket" "$(out sockperf-server)" || fail "sockperf server did not start"
       np_run "sockperf-$proto" /dev/null $((SECONDS_EACH + 30)) \
-        sockperf ping-pong "${flag[@]}" -i 127.0.0.1 -p "$port" -m 64 -t "$SECONDS_EACH" ||
+        "${pin[@]}" sockperf ping-pong "${flag[@]}" -i 127.0.0.1 -p "$port" -m 64 -t "$SECONDS_EACH" ||
         fail "sockperf ping-pong --proto $proto failed"
       np_stop "sockperf-server" >/dev/null 2>&1 || true
       # sockperf reports half the round trip: doubled here.
@@ -497,15 +504,29 @@ if part 7; then
 echo
 spin=$(($(nproc) - 1))
 ((spin >= 1)) || spin=1
-echo "== 7. ping-pong as in part 1, with $spin of $(nproc) cores kept busy by spinners at nice 19; $ROUNDS rounds of ${SECONDS_EACH}s each, medians, round trips in us"
+echo "== 7. ping-pong as in part 1, with $spin of $(nproc) cores kept busy by spinners at nice 19; $BUSY_ROUNDS rounds of ${SECONDS_EACH}s each, medians, round trips in us"
 if ! command -v sockperf >/dev/null; then
   echo "SKIP sockperf comparison: sockperf is not installed (apt-get install sockperf)"
 fi
 # An idle virtual CPU halts, and waking it costs more than the round trip itself: a spinner that
 # yields to every other process keeps it awake. Each stops by itself after the part's longest time.
 for ((i = 1; i <= spin; i++)); do
-  np_bg "spin-$i" /dev/null timeout $((ROUNDS * 2 * (2 * SECONDS_EACH + 40) + 30)) nice -n 19 sh -c 'while :; do :; done'
+  np_bg "spin-$i" /dev/null timeout $((BUSY_ROUNDS * 2 * (2 * SECONDS_EACH + 40) + 30)) nice -n 19 sh -c 'while :; do :; done'
 done
-ping_pong busy
+ROUNDS=$BUSY_ROUNDS ping_pong busy
 for ((i = 1; i <= spin; i++)); do np_stop "spin-$i" >/dev/null 2>&1 || true; done
+# Pinned, the scheduler's choice of cores is out of the figures: each tool's server and client
+# share core 0 and a spinner has the others, so the ratio is of the software paths. (Runs still
+# land near one of two levels, as unpinned, for both tools: hence BUSY_ROUNDS.)
+echo
+if ! command -v taskset >/dev/null || (($(nproc) < 2)); then
+  echo "SKIP part 7 pinned: needs taskset (util-linux) and two cores"
+else
+  echo "== 7. the same pinned: each tool's server and client on core 0, a spinner at nice 19 on each other core"
+  for ((i = 1; i < $(nproc); i++)); do
+    np_bg "spin-pinned-$i" /dev/null taskset -c "$i" timeout $((BUSY_ROUNDS * 2 * (2 * SECONDS_EACH + 40) + 30)) nice -n 19 sh -c 'while :; do :; done'
+  done
+  ROUNDS=$BUSY_ROUNDS ping_pong busy-pinned taskset -c 0
+  for ((i = 1; i < $(nproc); i++)); do np_stop "spin-pinned-$i" >/dev/null 2>&1 || true; done
+fi
 fi
