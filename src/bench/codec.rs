@@ -1,23 +1,49 @@
 //! The bench's messages as bytes: writing message `seq` of a client, reading the tag back from a
 //! reply, and checking that a reply is exactly its message uppercased. Pure; no I/O.
 
-use std::io::Write as _;
-
 use crate::config::Expect;
 
 /// The text of message `seq` from `client`: a tag that names both, then lowercase letters, `size`
 /// bytes in all, so its uppercase reply can only be the answer to this one message.
 pub fn write_message(out: &mut Vec<u8>, client: u64, seq: u64, size: usize) {
     let start = out.len();
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "c{client}s{seq}.");
+    out.push(b'c');
+    push_decimal(out, client);
+    out.push(b's');
+    push_decimal(out, seq);
+    out.push(b'.');
     let tag = out.len() - start;
     // The letters shift with `seq`, so that two messages of one client differ past the tag too;
-    // reduced first, so that the largest sequence number does not overflow.
-    let shift = seq % 26;
-    out.extend((tag..size).map(|i| b'a' + ((i as u64 + shift) % 26) as u8));
+    // reduced first, so that the largest sequence number does not overflow. Byte `i` is letter
+    // (i + shift) % 26: every 26 bytes start again at the same letter.
+    let first = ((tag as u64 + seq % 26) % 26) as usize;
+    let mut left = size.saturating_sub(tag);
+    while left > 0 {
+        let n = left.min(26);
+        out.extend_from_slice(&LETTERS[first..first + n]);
+        left -= n;
+    }
     // A size shorter than the tag cuts the tag; `cli` refuses such sizes (see `tag_len`).
     out.truncate(start + size);
+}
+
+/// The alphabet twice, so that 26 letters from any one of them are one slice.
+const LETTERS: &[u8; 52] = b"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz";
+
+/// Appends `n` in decimal (what `write!` does, without the formatting machinery: a message is
+/// written twice per round trip, once to send it and once to check its reply).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The longest tag [`write_message`] writes for `clients` clients that send fewer than 10^12
@@ -87,6 +113,19 @@ mod tests {
         let mut out = b"x".to_vec();
         write_message(&mut out, 1, 2, 10);
         assert_eq!(&out[..], b"xc1s2.hijkl");
+    }
+
+    #[test]
+    fn a_message_is_byte_for_byte_what_its_definition_says() {
+        for (client, seq) in [(0, 0), (7, 25), (12, 345), (9_999, 26 * 1_000 + 3), (u64::MAX, u64::MAX)] {
+            for size in [0, 3, 10, 26, 40, 64, 65, 200] {
+                let tag = format!("c{client}s{seq}.").into_bytes();
+                let mut want: Vec<u8> = tag.clone();
+                want.extend((tag.len()..size).map(|i| b'a' + ((i as u64 + seq % 26) % 26) as u8));
+                want.truncate(size);
+                assert_eq!(message(client, seq, size), want, "client {client}, seq {seq}, size {size}");
+            }
+        }
     }
 
     #[test]
