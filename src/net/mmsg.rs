@@ -41,7 +41,7 @@ pub enum Local {
 const CONTROL_WORDS: usize = 16;
 
 /// Room for the senders' addresses of one batch as the kernel writes them, with what it says of
-/// each datagram in control messages.
+/// each datagram in control messages, and the message headers that point there.
 pub struct Senders {
     storage: Vec<SockAddrStorage>,
     lens: Vec<libc::socklen_t>,
@@ -49,7 +49,26 @@ pub struct Senders {
     locals: Vec<Option<Local>>,
     /// The socket's count of datagrams dropped for want of room (`SO_RXQ_OVFL`), as of the last batch.
     dropped: Option<u32>,
+    headers: Headers,
 }
+
+/// The message headers of a receive, written once and kept for the next receive into the same
+/// buffers: writing a batch's 64 headers costs more than the rest of a ping-pong's turn, and the
+/// kernel changes only the address and control lengths of the headers it fills.
+struct Headers {
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    /// The buffers they point into: their address and slot size (0 for none yet).
+    bufs: usize,
+    slot: usize,
+    /// How many of them the kernel filled last time, whose lengths are to be set again.
+    filled: usize,
+}
+
+// SAFETY: the headers' pointers are never read here, only handed to the kernel by `recv_batch`,
+// and only once it has checked that they point into the buffers it borrows for the call (and into
+// the `Senders`' own vectors, which never grow).
+unsafe impl Send for Headers {}
 
 impl Senders {
     /// Room for `n` senders (at most [`BATCH`] are used).
@@ -61,7 +80,39 @@ impl Senders {
             control: vec![[0; CONTROL_WORDS]; n],
             locals: vec![None; n],
             dropped: None,
+            headers: Headers { iovs: Vec::new(), msgs: Vec::new(), bufs: 0, slot: 0, filled: 0 },
         }
+    }
+
+    /// Headers for `count` datagrams into `slot`-byte slots of `bufs`, each with room for its
+    /// sender's address and control messages: the kept ones when they point there, with the
+    /// lengths the kernel changed set again, else new ones.
+    fn headers(&mut self, bufs: &mut [u8], slot: usize, count: usize) -> &mut [libc::mmsghdr] {
+        debug_assert!(count <= self.len() && count * slot <= bufs.len());
+        let h = &mut self.headers;
+        let fits = h.bufs == bufs.as_mut_ptr() as usize && h.slot == slot && count <= h.msgs.len();
+        if !fits {
+            let n = self.storage.len().min(bufs.len() / slot);
+            h.iovs = bufs
+                .chunks_exact_mut(slot)
+                .take(n)
+                .map(|c| libc::iovec { iov_base: c.as_mut_ptr().cast(), iov_len: slot })
+                .collect();
+            h.msgs = (0..n).map(|_| empty_header()).collect();
+            for (i, msg) in h.msgs.iter_mut().enumerate() {
+                msg.msg_hdr.msg_iov = &mut h.iovs[i];
+                msg.msg_hdr.msg_iovlen = 1;
+                msg.msg_hdr.msg_name = (&mut self.storage[i] as *mut SockAddrStorage).cast();
+                msg.msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
+            }
+            (h.bufs, h.slot, h.filled) = (bufs.as_mut_ptr() as usize, slot, n);
+        }
+        for msg in &mut h.msgs[..h.filled] {
+            msg.msg_hdr.msg_namelen = size_of::<SockAddrStorage>() as libc::socklen_t;
+            msg.msg_hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>();
+        }
+        h.filled = 0;
+        &mut h.msgs[..count]
     }
 
     /// The address the `i`th datagram of the last batch was sent to, when the socket asked for it.
@@ -101,58 +152,41 @@ fn empty_header() -> libc::mmsghdr {
 
 /// Receives up to `lens.len()` datagrams (at most [`BATCH`]) of at most `slot` bytes each into
 /// consecutive slots of `bufs`, never waiting. Each one's length goes in `lens` (`slot + 1` when it
-/// was cut short) and, when `from` is given, its sender there. Returns how many came: fewer than
-/// asked for means the socket's queue is empty.
+/// was cut short) and its sender in `from`. Returns how many came: fewer than asked for means the
+/// socket's queue is empty.
 pub fn recv_batch(
     fd: RawFd,
     bufs: &mut [u8],
     slot: usize,
     lens: &mut [usize],
-    mut from: Option<&mut Senders>,
+    from: &mut Senders,
 ) -> io::Result<usize> {
     assert!(slot > 0, "a datagram slot holds at least one byte");
-    let mut count = lens.len().min(BATCH).min(bufs.len() / slot);
-    if let Some(from) = &from {
-        count = count.min(from.len());
-    }
-    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
-    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
-    let names = from.as_deref_mut().map(|f| (f.storage.as_mut_ptr(), f.control.as_mut_ptr()));
-    for (i, chunk) in bufs.chunks_exact_mut(slot).take(count).enumerate() {
-        let iov = iovs[i].write(libc::iovec { iov_base: chunk.as_mut_ptr().cast(), iov_len: slot });
-        let hdr = &mut msgs[i].write(empty_header()).msg_hdr;
-        hdr.msg_iov = iov;
-        hdr.msg_iovlen = 1;
-        if let Some((names, control)) = names {
-            // SAFETY: i < count <= the senders' length, for both arrays.
-            hdr.msg_name = unsafe { names.add(i) }.cast();
-            hdr.msg_namelen = size_of::<SockAddrStorage>() as libc::socklen_t;
-            hdr.msg_control = unsafe { control.add(i) }.cast();
-            hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>();
-        }
-    }
-    // SAFETY: every header points at one iovec over `slot` bytes of `bufs` and, when given, at one
-    // address storage of `from`, all of which outlive the call; the kernel writes no more than that.
+    let count = lens.len().min(BATCH).min(bufs.len() / slot).min(from.len());
+    let msgs = from.headers(bufs, slot, count);
+    // SAFETY: every header points at one iovec over `slot` bytes of `bufs` (checked by `headers`),
+    // at one address storage and one control buffer of `from`, all of which outlive the call; the
+    // kernel writes no more than that.
     let got = unsafe {
-        libc::recvmmsg(fd, msgs.as_mut_ptr().cast(), count as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        libc::recvmmsg(fd, msgs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
     };
     if got < 0 {
+        // Nothing was filled; all the lengths are set again all the same.
+        from.headers.filled = count;
         return Err(io::Error::last_os_error());
     }
     let got = got as usize;
     debug_assert!(got <= count);
-    for (i, msg) in msgs[..got].iter().enumerate() {
-        // SAFETY: the first `count` headers were written above, and got <= count.
-        let msg = unsafe { msg.assume_init_ref() };
+    from.headers.filled = got;
+    let Senders { headers, lens: name_lens, locals, dropped, .. } = from;
+    for (i, (msg, len)) in headers.msgs[..got].iter().zip(lens.iter_mut()).enumerate() {
         let truncated = msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-        lens[i] = if truncated { slot + 1 } else { msg.msg_len as usize };
-        if let Some(from) = from.as_deref_mut() {
-            from.lens[i] = msg.msg_hdr.msg_namelen;
-            from.locals[i] = None;
-            // SAFETY: the kernel wrote msg_controllen bytes of control messages into this header's
-            // buffer, which is still borrowed; the CMSG_* macros stay within that length.
-            unsafe { read_control(&msg.msg_hdr, &mut from.locals[i], &mut from.dropped) };
-        }
+        *len = if truncated { slot + 1 } else { msg.msg_len as usize };
+        name_lens[i] = msg.msg_hdr.msg_namelen;
+        locals[i] = None;
+        // SAFETY: the kernel wrote msg_controllen bytes of control messages into this header's
+        // buffer, which is still borrowed; the CMSG_* macros stay within that length.
+        unsafe { read_control(&msg.msg_hdr, &mut locals[i], dropped) };
     }
     Ok(got)
 }
@@ -438,15 +472,43 @@ mod tests {
         assert_eq!(send_batch(client.as_raw_fd(), [(&b"one"[..], Some(&to)), (&b"two"[..], Some(&to))]).unwrap(), 2);
         unnamed.send_to(b"three", &server_path).unwrap();
         let (mut bufs, mut lens, mut from) = (vec![0; 4 * 8], [0; 4], Senders::new(4));
-        let got = recv_batch(server.as_raw_fd(), &mut bufs, 8, &mut lens, Some(&mut from)).unwrap();
+        let got = recv_batch(server.as_raw_fd(), &mut bufs, 8, &mut lens, &mut from).unwrap();
         assert_eq!((got, &lens[..3]), (3, &[3, 3, 5][..]));
         assert_eq!(&bufs[8..11], b"two");
         assert_eq!(from.get(0).and_then(|a| a.as_pathname().map(|p| p.to_path_buf())), Some(client_path));
         assert!(from.get(2).is_none(), "an unbound sender has no address");
         // A datagram longer than its slot is marked as such.
         client.send_to(b"123456789", &server_path).unwrap();
-        assert_eq!(recv_batch(server.as_raw_fd(), &mut bufs, 8, &mut lens, None).unwrap(), 1);
+        assert_eq!(recv_batch(server.as_raw_fd(), &mut bufs, 8, &mut lens, &mut from).unwrap(), 1);
         assert_eq!(lens[0], 9);
+    }
+
+    #[test]
+    fn kept_headers_follow_the_buffers_and_slots_of_each_receive() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        let mut from = Senders::new(8);
+        let (mut a, mut b, mut lens) = (vec![0; 8 * 16], vec![0; 8 * 32], [0; 8]);
+        // The same buffers again, other buffers, the same with another slot size, and fewer asked for.
+        for (round, (in_b, slot, want)) in
+            [(false, 16, 8), (true, 32, 8), (false, 16, 8), (false, 8, 8), (false, 8, 2)].into_iter().enumerate()
+        {
+            let bufs = if in_b { &mut b } else { &mut a };
+            // Each round's datagrams are longer than the last's, so a stale length would show.
+            let datagrams: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'a' + i; round + 3]).collect();
+            for d in &datagrams {
+                sender.send_to(d, to).unwrap();
+            }
+            // Loopback queues a datagram before its send returns.
+            let got = recv_batch(receiver.as_raw_fd(), bufs, slot, &mut lens[..want], &mut from).unwrap();
+            assert_eq!(got, want.min(3), "round {round}");
+            for (i, d) in datagrams.iter().take(got).enumerate() {
+                assert_eq!(&bufs[i * slot..][..lens[i]], &d[..], "round {round}, datagram {i}");
+                assert_eq!(from.get(i).and_then(|a| a.as_socket()), Some(sender.local_addr().unwrap()));
+            }
+            while recv_batch(receiver.as_raw_fd(), bufs, slot, &mut lens, &mut from).unwrap_or(0) > 0 {}
+        }
     }
 
     /// What `receiver` holds now, a datagram each, in order.
@@ -462,9 +524,14 @@ mod tests {
 
     #[test]
     fn datagrams_sent_as_segments_of_one_send_arrive_one_by_one_in_order() {
-        let (a, b) =
-            (std::net::UdpSocket::bind("127.0.0.1:0").unwrap(), std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
-        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for loopback in ["127.0.0.1:0", "[::1]:0"] {
+            segments_arrive_one_by_one(loopback);
+        }
+    }
+
+    fn segments_arrive_one_by_one(loopback: &str) {
+        let bind = || std::net::UdpSocket::bind(loopback).unwrap();
+        let (a, b, sender) = (bind(), bind(), bind());
         let (to_a, to_b) = (SockAddr::from(a.local_addr().unwrap()), SockAddr::from(b.local_addr().unwrap()));
         let big = vec![b'x'; MAX_SEGMENT + 1];
         // Three of one length and a shorter one close a run; b's breaks the next; an empty one and

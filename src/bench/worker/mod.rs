@@ -66,6 +66,9 @@ struct Worker<'a> {
     read_buf: Vec<u8>,
     /// Each datagram's length in a batch.
     lens: Vec<usize>,
+    /// Where a batch's datagrams came from (not looked at: each socket is connected to its server),
+    /// and the batch's message headers, kept from one receive to the next.
+    senders: mmsg::Senders,
     /// One byte more than a message, so that a reply longer than its message shows as a slot over-filled.
     slot: usize,
     /// The message a reply is checked against, kept so that no check allocates.
@@ -111,6 +114,7 @@ impl<'a> Worker<'a> {
             tally: Tally::new(),
             read_buf,
             lens: vec![0; mmsg::BATCH],
+            senders: mmsg::Senders::new(mmsg::BATCH),
             slot,
             expect: Vec::with_capacity(plan.size),
             outgoing: Vec::new(),

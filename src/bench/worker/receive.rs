@@ -72,7 +72,7 @@ impl Worker<'_> {
             self.lens[0] = n;
             Ok(1)
         } else {
-            mmsg::recv_batch(sock.raw_fd(), &mut self.read_buf, self.slot, &mut self.lens, None)
+            mmsg::recv_batch(sock.raw_fd(), &mut self.read_buf, self.slot, &mut self.lens, &mut self.senders)
         }
     }
 

@@ -155,7 +155,7 @@ impl Inbox {
     }
 
     /// Receives at most `want` datagrams (and, given `from`, their senders); how many came.
-    fn recv(&mut self, sock: &Dgram, want: usize, from: Option<&mut Senders>) -> io::Result<usize> {
+    fn recv(&mut self, sock: &Dgram, want: usize, from: &mut Senders) -> io::Result<usize> {
         let want = want.min(self.lens.len());
         mmsg::recv_batch(sock.fd(), &mut self.slots, self.slot, &mut self.lens[..want], from)
     }

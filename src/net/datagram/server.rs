@@ -85,7 +85,7 @@ impl DatagramServer {
                 return;
             }
             let want = self.core.inbox.capacity().min(budget);
-            let got = match self.core.inbox.recv(&self.core.sock, want, Some(&mut self.senders)) {
+            let got = match self.core.inbox.recv(&self.core.sock, want, &mut self.senders) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
