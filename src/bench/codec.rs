@@ -15,7 +15,7 @@ pub fn write_message(out: &mut Vec<u8>, client: u64, seq: u64, size: usize) {
     let tag = out.len() - start;
     // The letters shift with `seq`, so that two messages of one client differ past the tag too;
     // reduced first, so that the largest sequence number does not overflow. Byte `i` is letter
-    // (i + shift) % 26: every 26 bytes start again at the same letter.
+    // (i + seq) % 26: every 26 bytes start again at the same letter.
     let first = ((tag as u64 + seq % 26) % 26) as usize;
     let mut left = size.saturating_sub(tag);
     while left > 0 {

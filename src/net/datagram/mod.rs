@@ -154,7 +154,7 @@ impl Inbox {
         Inbox { slots: vec![0; slot * batch], slot, lens: vec![0; batch], max_message }
     }
 
-    /// Receives at most `want` datagrams (and, given `from`, their senders); how many came.
+    /// Receives at most `want` datagrams, and their senders into `from`; how many came.
     fn recv(&mut self, sock: &Dgram, want: usize, from: &mut Senders) -> io::Result<usize> {
         let want = want.min(self.lens.len());
         mmsg::recv_batch(sock.fd(), &mut self.slots, self.slot, &mut self.lens[..want], from)
