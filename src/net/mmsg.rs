@@ -255,7 +255,7 @@ impl Run {
             && (1..=self.size).contains(&len)
             && self.bytes + len <= MAX_SEGMENTED
             && dest.from == first.from
-            && dest.to.is_some()
+            // A run that grows began as one to a loopback address (`segments_to`), so this is one too.
             && dest.to == first.to
     }
 }
@@ -269,14 +269,14 @@ fn segments_to(to: Option<&SockAddr>, len: usize) -> bool {
         && to.and_then(SockAddr::as_socket).is_some_and(|a| a.ip().to_canonical().is_loopback())
 }
 
-/// Groups the datagrams (`lens`, `dests`) into runs, as many datagrams per run as may go as one send
-/// when `segment`, else one each; how many runs.
-fn group(
+/// Groups the datagrams (`lens`, `dests`) into runs, written into `runs`, as many datagrams per run
+/// as may go as one send when `segment`, else one each; the runs.
+fn group<'r>(
     lens: impl Iterator<Item = usize>,
     dests: &[Dest<'_>],
     segment: bool,
-    runs: &mut [MaybeUninit<Run>; BATCH],
-) -> usize {
+    runs: &'r mut [MaybeUninit<Run>; BATCH],
+) -> &'r [Run] {
     let mut n = 0;
     let mut current: Option<Run> = None;
     for (i, len) in lens.enumerate() {
@@ -299,7 +299,8 @@ fn group(
         runs[n].write(run);
         n += 1;
     }
-    n
+    // SAFETY: the first `n` runs were written just above.
+    unsafe { std::slice::from_raw_parts(runs.as_ptr().cast::<Run>(), n) }
 }
 
 /// Writes a header's control messages into `buf`: the one that makes its datagrams leave from
@@ -389,9 +390,7 @@ pub fn send_batch_from<'a>(
         )
     };
     let mut runs = [const { MaybeUninit::<Run>::uninit() }; BATCH];
-    let n = group(iovs.iter().map(|iov| iov.iov_len), dests, *segment, &mut runs);
-    // SAFETY: `group` wrote the first `n` runs.
-    let grouped = unsafe { std::slice::from_raw_parts(runs.as_ptr().cast::<Run>(), n) };
+    let grouped = group(iovs.iter().map(|iov| iov.iov_len), dests, *segment, &mut runs);
     match send_runs(fd, iovs, dests, grouped) {
         Err(e)
             if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIO))
@@ -399,10 +398,8 @@ pub fn send_batch_from<'a>(
         {
             debug!("the kernel refused datagrams sent as segments of one send ({e}): they go one by one");
             *segment = false;
-            let n = group(iovs.iter().map(|iov| iov.iov_len), dests, false, &mut runs);
-            // SAFETY: as above.
-            let single = unsafe { std::slice::from_raw_parts(runs.as_ptr().cast::<Run>(), n) };
-            send_runs(fd, iovs, dests, single)
+            let mut single = [const { MaybeUninit::<Run>::uninit() }; BATCH];
+            send_runs(fd, iovs, dests, group(iovs.iter().map(|iov| iov.iov_len), dests, false, &mut single))
         }
         sent => sent,
     }
@@ -551,9 +548,8 @@ mod tests {
         ];
         let dests: Vec<Dest<'_>> = batch.iter().map(|&(_, to)| Dest { to: Some(to), from: None }).collect();
         let mut runs = [const { MaybeUninit::<Run>::uninit() }; BATCH];
-        let n = group(batch.iter().map(|(d, _)| d.len()), &dests, true, &mut runs);
-        // SAFETY: `group` wrote the first `n` runs.
-        let counts: Vec<usize> = runs[..n].iter().map(|r| unsafe { r.assume_init_ref() }.count).collect();
+        let counts: Vec<usize> =
+            group(batch.iter().map(|(d, _)| d.len()), &dests, true, &mut runs).iter().map(|r| r.count).collect();
         assert_eq!(counts, [4, 1, 1, 1, 1, 1, 2]);
         let mut segment = true;
         let sent = send_batch_from(sender.as_raw_fd(), batch.iter().map(|&(d, to)| (d, Some(to), None)), &mut segment);
